@@ -1,0 +1,15 @@
+"""Fine-tune small Japanese language models on your own text.
+
+The pipeline, one module per step:
+  tokens    load tokenizers correctly (sentencepiece parity, no EOS on prompts), show tokens
+  models    find and load a model: Hub id, folder, or LoRA output; fail fast offline
+  data      read text files, split a held-out part, pack into blocks
+  lora      LoRA settings and the peft config
+  train     fine-tune with transformers' Trainer; progress log, stop flag, metrics.json
+  evaluate  held-out loss and perplexity
+  generate  sampling, streaming, reproducible seeds
+  scratch   a new tokenizer and model from the user's text
+  devices   CPU/GPU choice and fast number formats
+  cli       `python -m finetune …`
+"""
+__version__ = "0.1.0"

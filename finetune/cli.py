@@ -1,0 +1,224 @@
+"""`python -m finetune <command>`: the same engine the studio uses, from a terminal.
+
+Every command takes --json for machine-readable output. User errors (bad flags, missing or unusable
+files, unreachable models) print one line and exit with code 2; they never print a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from .errors import FinetuneError
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+class UsageError(Exception):
+    pass
+
+
+def emit(args, data: dict, text: str):
+    print(json.dumps(data, ensure_ascii=False) if args.json else text)
+
+
+def cmd_tokenize(args):
+    from .models import load_tokenizer_for, resolve_source
+    from .tokens import token_view
+    tokenizer, parity = load_tokenizer_for(resolve_source(args.model))
+    view = token_view(tokenizer, args.text)
+    data = {"tokens": view.tokens, "ids": view.ids, "count": view.count, "characters": view.characters,
+            "chars_per_token": view.chars_per_token, "parity": parity.status}
+    emit(args, data, f"tokens: {view.tokens}\nids:    {view.ids}\n"
+                     f"{view.count} tokens, {view.characters} characters, {view.chars_per_token} characters/token"
+                     f" (sentencepiece parity: {parity.status})")
+
+
+def train_settings(args):
+    from .lora import LoraSettings
+    from .train import TrainSettings
+    lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
+                        targets=args.lora_targets.split(",") if args.lora_targets else None)
+    return TrainSettings(data=args.data, out=args.out, model=getattr(args, "model", None) or TrainSettings.model,
+                         method=getattr(args, "method", "full"), epochs=args.epochs, max_steps=args.max_steps,
+                         block_size=args.block_size, batch_size=args.batch_size, lr=args.lr,
+                         heldout=args.heldout, seed=args.seed, device=args.device, precision=args.precision,
+                         eval_steps=args.eval_steps, save_steps=args.save_steps, warmup_steps=args.warmup_steps,
+                         lora=lora)
+
+
+def print_event(record: dict):
+    """Human-readable progress on stderr (stdout stays for the result)."""
+    kind = record["event"]
+    if kind == "step":
+        print(f"step {record['step']}/{record['max_steps']}  loss {record['loss']:.4f}  "
+              f"{record['tokens_per_second']:.0f} tok/s  ETA {record['eta_seconds']:.0f}s", file=sys.stderr)
+    elif kind == "eval":
+        print(f"step {record['step']}  held-out loss {record['heldout_loss']:.4f}  "
+              f"perplexity {record['heldout_perplexity']:.2f}", file=sys.stderr)
+    elif kind == "start":
+        print(f"training {record['model']} ({record['method']}) on {record['device']}/{record['precision']}: "
+              f"{record['train_tokens']} training tokens, {record['heldout_tokens']} held out, "
+              f"{record['max_steps']} steps", file=sys.stderr)
+
+
+def report_metrics(args, metrics: dict):
+    emit(args, metrics,
+         f"held-out perplexity: {metrics['heldout_perplexity_before']:.2f} -> "
+         f"{metrics['heldout_perplexity_after']:.2f}  (loss {metrics['heldout_loss_before']:.4f} -> "
+         f"{metrics['heldout_loss_after']:.4f})\n{metrics['steps']} steps, {metrics['seconds']} s, "
+         f"{metrics['train_tokens_per_second']} training tokens/s\nsaved to {args.out}")
+
+
+def cmd_train(args):
+    from .train import train
+    metrics = train(train_settings(args), on_event=None if args.json else print_event)
+    report_metrics(args, metrics)
+
+
+def cmd_scratch(args):
+    from .scratch import ModelShape, scratch
+    shape = ModelShape(vocab_size=args.vocab_size, layers=args.layers, width=args.width, heads=args.heads,
+                       context=args.context)
+    metrics = scratch(train_settings(args), shape, on_event=None if args.json else print_event)
+    report_metrics(args, metrics)
+
+
+def cmd_generate(args):
+    from .generate import GenerationSettings, generate, stream
+    from .models import load_model, load_tokenizer_for, resolve_source
+    from .devices import resolve_device
+    settings = GenerationSettings(max_new_tokens=args.max_new_tokens, temperature=args.temperature,
+                                  top_p=args.top_p, top_k=args.top_k,
+                                  repetition_penalty=args.repetition_penalty, seed=args.seed)
+    source = resolve_source(args.model)
+    tokenizer, _ = load_tokenizer_for(source)
+    model = load_model(source, resolve_device(args.device))
+    if args.json:
+        text = generate(model, tokenizer, args.prompt, settings)
+        print(json.dumps({"prompt": args.prompt, "text": text, **dataclasses.asdict(settings)}, ensure_ascii=False))
+        return
+    print(args.prompt, end="", flush=True)
+    for piece in stream(model, tokenizer, args.prompt, settings):
+        print(piece, end="", flush=True)
+    print()
+
+
+def cmd_eval(args):
+    from .data import build_dataset, read_documents
+    from .devices import resolve_device
+    from .evaluate import heldout_loss, perplexity
+    from .models import load_model, load_tokenizer_for, resolve_source
+    source = resolve_source(args.model)
+    tokenizer, _ = load_tokenizer_for(source)
+    model = load_model(source, resolve_device(args.device))
+    block_size = min(args.block_size, model.config.max_position_embeddings)
+    data = build_dataset(read_documents(args.data), tokenizer, block_size, heldout_fraction=0)
+    loss = heldout_loss(model, data.train_blocks, args.batch_size)
+    emit(args, {"model": args.model, "loss": loss, "perplexity": perplexity(loss), "tokens": data.train_tokens},
+         f"loss {loss:.4f}  perplexity {perplexity(loss):.2f}  over {data.train_tokens} tokens")
+
+
+def add_training_flags(p):
+    from .lora import LoraSettings
+    from .train import TrainSettings as T
+    p.add_argument("--data", nargs="+", required=True, help="text files or folders of .txt files")
+    p.add_argument("--out", required=True, help="output folder")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--epochs", type=float, default=T.epochs, help="passes over the data (default %(default)s)")
+    group.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (overrides --epochs)")
+    p.add_argument("--block-size", type=int, default=T.block_size, help="tokens per block (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=T.batch_size, help="blocks per step (default %(default)s)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-5 full, 2e-4 LoRA)")
+    p.add_argument("--heldout", type=float, default=T.heldout, help="held-out share (default %(default)s)")
+    p.add_argument("--seed", type=int, default=T.seed, help="random seed (default %(default)s)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto: bf16 on GPUs and on CPUs with AMX/AVX512-BF16, else fp32")
+    p.add_argument("--eval-steps", type=int, default=0, help="held-out evaluation interval (0 = ~10 per run)")
+    p.add_argument("--save-steps", type=int, default=T.save_steps, help="checkpoint interval (default %(default)s)")
+    p.add_argument("--warmup-steps", type=int, default=0, help="learning-rate warm-up steps")
+    defaults = LoraSettings()
+    p.add_argument("--lora-r", type=int, default=defaults.r, help="LoRA rank (default %(default)s)")
+    p.add_argument("--lora-alpha", type=int, default=defaults.alpha, help="LoRA alpha (default %(default)s)")
+    p.add_argument("--lora-dropout", type=float, default=defaults.dropout, help="LoRA dropout (default %(default)s)")
+    p.add_argument("--lora-targets", default="", help="comma-separated module names (default: per architecture)")
+
+
+def build_parser() -> Parser:
+    from .models import DEFAULT_BASE
+    parser = Parser(prog="python -m finetune", description="Fine-tune small Japanese language models on your own text.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    def command(name, func, help):
+        p = sub.add_parser(name, help=help, description=help)
+        p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+        p.set_defaults(func=func)
+        return p
+
+    p = command("tokenize", cmd_tokenize, "show the tokens and ids of a text")
+    p.add_argument("--model", default=DEFAULT_BASE, help="Hub id or folder (default %(default)s)")
+    p.add_argument("text", help="the text to tokenize")
+
+    p = command("train", cmd_train, "fine-tune a model on text files (full or LoRA)")
+    p.add_argument("--model", default=DEFAULT_BASE, help="base model: Hub id or folder (default %(default)s)")
+    p.add_argument("--method", default="full", choices=["full", "lora"])
+    add_training_flags(p)
+
+    p = command("scratch", cmd_scratch, "train a new tokenizer and a new small GPT-2 on text files")
+    add_training_flags(p)
+    from .scratch import ModelShape as S
+    p.add_argument("--vocab-size", type=int, default=S.vocab_size, help="tokenizer vocabulary (default %(default)s)")
+    p.add_argument("--layers", type=int, default=S.layers, help="transformer blocks (default %(default)s)")
+    p.add_argument("--width", type=int, default=S.width, help="hidden size (default %(default)s)")
+    p.add_argument("--heads", type=int, default=S.heads, help="attention heads (default %(default)s)")
+    p.add_argument("--context", type=int, default=S.context, help="max sequence length (default %(default)s)")
+
+    p = command("generate", cmd_generate, "continue a prompt with a model or a training output folder")
+    p.add_argument("--model", required=True, help="Hub id, folder, or LoRA output folder")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--max-new-tokens", type=int, default=80)
+    p.add_argument("--temperature", type=float, default=0.8)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--top-k", type=int, default=50)
+    p.add_argument("--repetition-penalty", type=float, default=1.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    p = command("eval", cmd_eval, "loss and perplexity of a model on text files")
+    p.add_argument("--model", required=True, help="Hub id, folder, or LoRA output folder")
+    p.add_argument("--data", nargs="+", required=True, help="text files or folders")
+    p.add_argument("--block-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    return parser
+
+
+def quiet_libraries():
+    """Keep the terminal for our own progress lines: no download bars or library chatter."""
+    from transformers.utils import logging
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+
+
+def main(argv=None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        quiet_libraries()
+        args.func(args)
+    except UsageError as err:
+        print(err, file=sys.stderr)
+        return EXIT_USAGE
+    except (FinetuneError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0

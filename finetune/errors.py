@@ -1,0 +1,13 @@
+"""Exceptions that carry a message meant for the user (the CLI prints it, the app shows it)."""
+
+
+class FinetuneError(Exception):
+    """A problem with the user's input or environment, explained in one line."""
+
+
+class ModelNotAvailable(FinetuneError):
+    """The model cannot be loaded: not a folder, not cached, and the Hub is unreachable."""
+
+
+class DataError(FinetuneError):
+    """The training or evaluation text is unusable (missing, empty, binary, too short)."""

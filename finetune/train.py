@@ -1,0 +1,310 @@
+"""Fine-tune a causal LM on packed text blocks with transformers' Trainer, full or LoRA.
+
+A run writes into its output folder:
+  progress.jsonl        one JSON object per event (start, step, eval, done/stopped/error): any UI follows it
+  model.safetensors     (full) or adapter_model.safetensors + adapter_config.json (LoRA), config files
+  tokenizer files       the (repaired) tokenizer, plus the sentencepiece model when there is one
+  training_config.json  the settings as resolved (device, precision, learning rate …)
+  metrics.json          before/after held-out loss and perplexity, tokens, speed
+A file named STOP in the output folder (or a set `stop` event) ends training after the current step,
+and the run is saved as usual.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+
+from .data import Dataset, build_dataset, read_documents
+from .devices import fast_precision, resolve_device
+from .errors import FinetuneError
+from .evaluate import heldout_loss, perplexity
+from .lora import LoraSettings, lora_config
+from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
+from .tokens import find_spm_file
+
+METHODS = ("full", "lora")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STOP_FILE = "STOP"
+PROGRESS_FILE = "progress.jsonl"
+METRICS_FILE = "metrics.json"
+CONFIG_FILE = "training_config.json"
+
+
+@dataclass
+class TrainSettings:
+    """Everything a training run needs; the CLI flags and the studio's fields map onto these."""
+    data: list[str] = field(default_factory=list, metadata={"help": "text files or folders of .txt files"})
+    out: str = field(default="", metadata={"help": "output folder for the trained model"})
+    model: str = field(default=DEFAULT_BASE, metadata={"help": "base model: Hub id or local folder"})
+    method: str = field(default="full", metadata={"help": "full (all weights) or lora (small adapter)"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training blocks"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; > 0 overrides epochs"})
+    block_size: int = field(default=128, metadata={"help": "tokens per training block (the seed recipe used 128)"})
+    batch_size: int = field(default=8, metadata={"help": "blocks per optimizer step"})
+    lr: float | None = field(default=None, metadata={"help": "learning rate; default 5e-5 full, 2e-4 LoRA"})
+    heldout: float = field(default=0.1, metadata={"help": "share of the text held out to measure the result"})
+    seed: int = field(default=42, metadata={"help": "seed for the held-out split, data order and init"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    precision: str = field(default="auto", metadata={"help": "auto (bf16 where fast, else fp32), fp32, bf16, fp16"})
+    eval_steps: int = field(default=0, metadata={"help": "held-out evaluation every N steps; 0 = about 10 times per run"})
+    save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps (for --resume)"})
+    warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
+    lora: LoraSettings = field(default_factory=LoraSettings)
+
+    def __post_init__(self):
+        if isinstance(self.lora, dict):
+            self.lora = LoraSettings(**self.lora)
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.max_steps <= 0 and self.epochs <= 0:
+            raise ValueError("give a positive number of epochs or max steps")
+        if self.block_size < 8:
+            raise ValueError(f"block size must be at least 8 tokens, got {self.block_size}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.lr is not None and not 0 < self.lr < 1:
+            raise ValueError(f"learning rate must be in (0, 1), got {self.lr}")
+        if not 0 <= self.heldout < 0.9:
+            raise ValueError(f"held-out share must be in [0, 0.9), got {self.heldout}")
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 5e-5)
+
+
+class BlockDataset(torch.utils.data.Dataset):
+    """Packed blocks as Trainer examples (labels = inputs; the model shifts them)."""
+
+    def __init__(self, blocks: torch.Tensor):
+        self.blocks = blocks
+
+    def __len__(self):
+        return len(self.blocks)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
+
+
+class ProgressLog:
+    """Appends events to progress.jsonl (one JSON object per line, flushed at once)."""
+
+    def __init__(self, path: Path, on_event=None):
+        self.path = path
+        self.on_event = on_event
+        self.lock = threading.Lock()
+
+    def write(self, event: str, **fields):
+        record = {"event": event, "time": round(time.time(), 3), **fields}
+        with self.lock, open(self.path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(record, ensure_ascii=False) + "\n")
+        if self.on_event:
+            self.on_event(record)
+
+
+def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per_step: int):
+    """A TrainerCallback that times optimizer steps, logs progress and honours the stop flag."""
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self):
+            self.step_seconds = 0.0
+            self.steps_timed = 0
+            self.started = None
+            self.stopped = False
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.started = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if torch.cuda.is_available() and args.device.type == "cuda":
+                torch.cuda.synchronize()
+            self.step_seconds += time.perf_counter() - self.started
+            self.steps_timed += 1
+            if stop.is_set() or (out / STOP_FILE).exists():
+                self.stopped = True
+                control.should_training_stop = True
+
+        @property
+        def tokens_per_second(self) -> float:
+            return self.steps_timed * tokens_per_step / self.step_seconds if self.step_seconds else 0.0
+
+        def on_log(self, args, state, control, logs=None, **kw):
+            logs = logs or {}
+            if "eval_loss" in logs:
+                log.write("eval", step=state.global_step, heldout_loss=logs["eval_loss"],
+                          heldout_perplexity=perplexity(logs["eval_loss"]))
+            elif "loss" in logs:
+                per_step = self.step_seconds / max(self.steps_timed, 1)
+                log.write("step", step=state.global_step, max_steps=state.max_steps,
+                          epoch=round(state.epoch or 0.0, 3), loss=logs["loss"],
+                          lr=logs.get("learning_rate"), tokens_per_second=round(self.tokens_per_second, 1),
+                          eta_seconds=round(per_step * (state.max_steps - state.global_step), 1))
+
+    return Progress()
+
+
+def training_arguments(s: TrainSettings, device: str, precision: str, checkpoints: Path, total_steps: int,
+                       evaluate: bool):
+    """TrainingArguments for this run; every choice that differs from Trainer's defaults is explained."""
+    from transformers import TrainingArguments
+    eval_steps = s.eval_steps or max(1, total_steps // 10)
+    return TrainingArguments(
+        output_dir=str(checkpoints),
+        per_device_train_batch_size=s.batch_size,
+        per_device_eval_batch_size=s.batch_size,
+        learning_rate=s.learning_rate,
+        num_train_epochs=s.epochs,
+        max_steps=s.max_steps,
+        warmup_steps=s.warmup_steps,
+        seed=s.seed,
+        use_cpu=device == "cpu",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=eval_steps,
+        logging_steps=max(1, min(10, eval_steps)),  # a live plot needs points early
+        save_strategy="steps",
+        save_steps=s.save_steps,
+        save_total_limit=1,          # checkpoints exist only to resume; the result is saved apart
+        report_to=[],                # no wandb/tensorboard surprises
+        disable_tqdm=True,           # progress goes to progress.jsonl instead
+        dataloader_pin_memory=device == "cuda",
+        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+    )
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    if requested == "auto":
+        return fast_precision(device)
+    if requested == "fp16" and device == "cpu":
+        raise FinetuneError("fp16 training needs a GPU; use bf16 or fp32 on CPU")
+    return requested
+
+
+def steps_for(s: TrainSettings, blocks: int) -> int:
+    """Optimizer steps the run will take."""
+    if s.max_steps > 0:
+        return s.max_steps
+    return max(1, math.ceil(math.ceil(blocks / s.batch_size) * s.epochs))
+
+
+def save_result(trainer, tokenizer, source: ModelSource, out: Path):
+    """Write the final model and tokenizer to a temporary folder, then move the files into `out`
+    so that `out` never holds a half-written model."""
+    staging = out / ".saving"
+    shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))
+    tokenizer.save_pretrained(str(staging))
+    spm_file = find_spm_file(source.path) if Path(source.path).is_dir() else None
+    if spm_file is not None:
+        shutil.copy(spm_file, staging / spm_file.name)
+    (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.json says it all
+    for item in staging.iterdir():
+        os.replace(item, out / item.name)
+    staging.rmdir()
+
+
+def write_json(path: Path, data: dict):
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def prepare_output(out: Path):
+    """Create the output folder; refuse to mix a new run into an old run's files."""
+    if out.exists() and any(out.glob(METRICS_FILE)) and any(out.glob("*.safetensors")):
+        raise FinetuneError(f"{out} already holds a trained model; choose another --out folder or delete it")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (PROGRESS_FILE, STOP_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
+def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Event | None = None,
+          on_event=None, base_label: str | None = None) -> dict:
+    """Run one fine-tuning job and return its metrics (also written to metrics.json).
+    `base_label` names the base model in the reports when `s.model` is a temporary folder."""
+    from transformers import PrinterCallback, Trainer, set_seed
+    if not s.out:
+        raise FinetuneError("no output folder given")
+    out = Path(s.out)
+    prepare_output(out)
+    log = ProgressLog(out / PROGRESS_FILE, on_event)
+    stop = stop or threading.Event()
+    device = resolve_device(s.device)
+    precision = resolve_precision(s.precision, device)
+    set_seed(s.seed)
+
+    source = resolve_source(s.model)
+    if source.adapter:
+        raise FinetuneError(f"{s.model} is a LoRA adapter; train from its base model ({source.base}) instead")
+    tokenizer, parity = load_tokenizer_for(source)
+    model = load_model(source, device)
+    block_size = min(s.block_size, model.config.max_position_embeddings)
+    if dataset is None:
+        dataset = build_dataset(read_documents(s.data), tokenizer, block_size, s.heldout, s.seed)
+    total_steps = steps_for(s, len(dataset.train_blocks))
+    base_label = base_label or s.model
+    log.write("start", model=base_label, method=s.method, device=device, precision=precision,
+              max_steps=total_steps, train_tokens=dataset.train_tokens, heldout_tokens=dataset.heldout_tokens,
+              tokenizer_parity=parity.status)
+
+    loss_before = heldout_loss(model, dataset.heldout_blocks, s.batch_size)
+    log.write("eval", step=0, heldout_loss=loss_before, heldout_perplexity=perplexity(loss_before))
+    if s.method == "lora":
+        from peft import get_peft_model
+        model = get_peft_model(model, lora_config(s.lora, model.config.model_type))
+
+    callback = make_callback(log, out, stop, s.batch_size * dataset.block_size)
+    args = training_arguments(s, device, precision, out / "checkpoints", total_steps,
+                              evaluate=len(dataset.heldout_blocks) > 0)
+    trainer = Trainer(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks),
+                      eval_dataset=BlockDataset(dataset.heldout_blocks) if len(dataset.heldout_blocks) else None,
+                      callbacks=[callback])
+    trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
+    started = time.perf_counter()
+    result = trainer.train()
+    seconds = time.perf_counter() - started
+
+    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, s.batch_size)
+    save_result(trainer, tokenizer, source, out)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    steps = result.global_step
+    metrics = {
+        "base_model": base_label,
+        "method": s.method,
+        "train_tokens": dataset.train_tokens,
+        "heldout_tokens": dataset.heldout_tokens,
+        "steps": steps,
+        "seconds": round(seconds, 2),
+        "train_tokens_per_second": round(callback.tokens_per_second, 1),
+        "heldout_loss_before": loss_before,
+        "heldout_loss_after": loss_after,
+        "heldout_perplexity_before": perplexity(loss_before),
+        "heldout_perplexity_after": perplexity(loss_after),
+        "tokens_seen": steps * s.batch_size * dataset.block_size,
+        "final_train_loss": result.training_loss,
+        "stopped_early": callback.stopped,
+        "documents": dataset.documents,
+        "characters": dataset.characters,
+        "dropped_tokens": dataset.dropped_tokens,
+        "block_size": dataset.block_size,
+        "device": device,
+        "precision": precision,
+        "tokenizer_parity": parity.status,
+    }
+    write_json(out / CONFIG_FILE, {**asdict(s), "model": base_label, "block_size": dataset.block_size, "lr": s.learning_rate,
+                                   "device": device, "precision": precision,
+                                   "heldout_documents": dataset.heldout_documents})
+    write_json(out / METRICS_FILE, metrics)
+    log.write("stopped" if callback.stopped else "done", **metrics)
+    return metrics

@@ -1,0 +1,53 @@
+"""Shared fixtures. Tests never touch the network: the Hub is switched off before anything imports it."""
+import json
+import os
+from pathlib import Path
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ROOT / "assets" / "tiny-japanese-gpt2"
+UNSEEN = ROOT / "tests" / "data" / "unseen-ja.txt"
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> str:
+    assert (TINY / "model.safetensors").is_file(), "the embedded model is missing: run assets/build_tiny_model.sh"
+    return str(TINY)
+
+
+@pytest.fixture(scope="session")
+def unseen_text() -> Path:
+    return UNSEEN
+
+
+def build_rinna_like(folder: Path) -> Path:
+    """A tokenizer folder shaped like rinna/japanese-gpt2-xsmall's: a unigram spiece.model with
+    unk=0, bos=1, eos=2, pad=3 and [CLS] [SEP] [MASK] user symbols, no byte fallback, and rinna's
+    tokenizer_config.json (T5Tokenizer, do_lower_case)."""
+    import sentencepiece as spm
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [line for f in sorted((ROOT / "assets" / "corpus").glob("*.txt"))
+             for line in f.read_text(encoding="utf-8").splitlines() if line.strip()]
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines), model_prefix=str(folder / "spiece"), vocab_size=2000,
+        model_type="unigram", unk_id=0, bos_id=1, eos_id=2, pad_id=3, pad_piece="[PAD]",
+        user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"], character_coverage=0.995, minloglevel=2)
+    (folder / "spiece.vocab").unlink()
+    (folder / "tokenizer_config.json").write_text(json.dumps({
+        "tokenizer_class": "T5Tokenizer", "do_lower_case": True, "extra_ids": 0,
+        "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "[PAD]",
+        "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]", "additional_special_tokens": [],
+    }), encoding="utf-8")
+    (folder / "special_tokens_map.json").write_text(json.dumps({
+        "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>", "pad_token": "[PAD]",
+        "cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]"}), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def rinna_like(tmp_path_factory) -> Path:
+    return build_rinna_like(tmp_path_factory.mktemp("rinna-like"))

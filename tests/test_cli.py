@@ -1,0 +1,54 @@
+"""The command line: JSON output, identical generations for one seed, exit code 2 on bad input."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+
+def cli(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "finetune", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_tokenize_json(tiny_model):
+    result = cli("tokenize", "--model", tiny_model, "--json", "これはペンです。これはリンゴです。")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["count"] == len(data["ids"]) == len(data["tokens"]) > 0
+    assert data["parity"] == "ok" and data["characters"] == 17
+
+
+def test_train_then_generate_twice_identical(tiny_model, unseen_text, tmp_path):
+    out = tmp_path / "run"
+    result = cli("train", "--model", tiny_model, "--data", unseen_text, "--out", out, "--max-steps", 8,
+                 "--block-size", 64, "--device", "cpu", "--json")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["steps"] == 8 and (out / "metrics.json").is_file()
+    runs = [cli("generate", "--model", out, "--prompt", "「科学」とは", "--seed", 1, "--max-new-tokens", 20)
+            for _ in range(2)]
+    assert runs[0].returncode == 0, runs[0].stderr
+    assert runs[0].stdout == runs[1].stdout and runs[0].stdout.startswith("「科学」とは")
+    assert len(runs[0].stdout.strip()) > len("「科学」とは")
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "binary", "bad-flag", "unknown-model", "bad-value"])
+def test_user_errors_exit_2_with_one_line(case, tiny_model, tmp_path):
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
+    (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
+    base = ["train", "--model", tiny_model, "--out", tmp_path / "out", "--device", "cpu"]
+    args = {
+        "missing": base + ["--data", tmp_path / "nope.txt"],
+        "empty": base + ["--data", tmp_path / "empty.txt"],
+        "binary": base + ["--data", tmp_path / "image.txt"],
+        "bad-flag": base + ["--data", tmp_path / "empty.txt", "--epochz", "3"],
+        "unknown-model": ["generate", "--model", "someone/not-cached-model", "--prompt", "こんにちは"],
+        "bad-value": ["generate", "--model", tiny_model, "--prompt", "x", "--top-p", "0"],
+    }[case]
+    result = cli(*args)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr

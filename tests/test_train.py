@@ -1,0 +1,100 @@
+"""End to end: fine-tune the embedded model on text it has never seen, full and LoRA."""
+import json
+import threading
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from finetune.train import TrainSettings, train
+
+REQUIRED = ["base_model", "method", "train_tokens", "heldout_tokens", "steps", "seconds",
+            "train_tokens_per_second", "heldout_loss_before", "heldout_loss_after",
+            "heldout_perplexity_before", "heldout_perplexity_after"]
+
+
+def run(tiny_model, unseen_text, out, **overrides):
+    settings = TrainSettings(model=tiny_model, data=[str(unseen_text)], out=str(out), max_steps=30,
+                             block_size=64, batch_size=8, device="cpu", seed=0, **overrides)
+    return train(settings)
+
+
+@pytest.fixture(scope="module")
+def full_run(tiny_model, unseen_text, tmp_path_factory):
+    out = tmp_path_factory.mktemp("full")
+    return out, run(tiny_model, unseen_text, out, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def lora_run(tiny_model, unseen_text, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lora")
+    return out, run(tiny_model, unseen_text, out, method="lora", lr=3e-3)
+
+
+@pytest.mark.parametrize("which", ["full_run", "lora_run"])
+def test_heldout_perplexity_drops_and_metrics_are_written(which, request):
+    out, metrics = request.getfixturevalue(which)
+    on_disk = json.loads((out / "metrics.json").read_text(encoding="utf-8"))
+    assert on_disk == metrics
+    for key in REQUIRED:
+        assert key in metrics, key
+    assert metrics["steps"] == 30
+    assert metrics["heldout_tokens"] >= 64 and metrics["train_tokens"] > metrics["heldout_tokens"]
+    assert metrics["heldout_perplexity_after"] < 0.9 * metrics["heldout_perplexity_before"]
+    config = json.loads((out / "training_config.json").read_text(encoding="utf-8"))
+    assert config["method"] == metrics["method"] and config["block_size"] == 64
+
+
+def test_progress_log_has_steps_and_evals(full_run):
+    out, _ = full_run
+    events = [json.loads(line) for line in (out / "progress.jsonl").read_text(encoding="utf-8").splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    steps = [e for e in events if e["event"] == "step"]
+    assert steps and all({"loss", "tokens_per_second", "eta_seconds", "step"} <= e.keys() for e in steps)
+    assert sum(e["event"] == "eval" for e in events) >= 2
+
+
+def test_full_output_loads_in_plain_transformers(full_run):
+    out, _ = full_run
+    assert (out / "model.safetensors").is_file() and not (out / "training_args.bin").exists()
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    tok = AutoTokenizer.from_pretrained(str(out))
+    ids = tok("灯台の", return_tensors="pt")["input_ids"]
+    assert ids[0, -1] != tok.eos_token_id
+    torch.manual_seed(0)
+    new = model.generate(ids, max_new_tokens=10, do_sample=False)
+    assert new.shape[1] > ids.shape[1]
+
+
+def test_lora_output_loads_with_peft(lora_run):
+    from peft import AutoPeftModelForCausalLM
+    out, _ = lora_run
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+    model = AutoPeftModelForCausalLM.from_pretrained(str(out))
+    ids = torch.tensor([[5, 6, 7]])
+    assert model.generate(input_ids=ids, max_new_tokens=5, do_sample=False).shape[1] > 3
+
+
+def test_stop_event_ends_training_with_a_usable_model(tiny_model, unseen_text, tmp_path):
+    stop = threading.Event()
+
+    def stop_after_three(record):
+        if record["event"] == "step" and record["step"] >= 3:
+            stop.set()
+
+    settings = TrainSettings(model=tiny_model, data=[str(unseen_text)], out=str(tmp_path), max_steps=200,
+                             block_size=64, device="cpu", eval_steps=1000)
+    from finetune.train import train as run_training
+    metrics = run_training(settings, stop=stop, on_event=stop_after_three)
+    assert metrics["stopped_early"] and metrics["steps"] < 200
+    assert AutoModelForCausalLM.from_pretrained(str(tmp_path)) is not None
+
+
+def test_settings_are_validated():
+    with pytest.raises(ValueError, match="method"):
+        TrainSettings(method="qlora")
+    with pytest.raises(ValueError, match="batch size"):
+        TrainSettings(batch_size=0)
+    with pytest.raises(ValueError, match="held-out"):
+        TrainSettings(heldout=0.95)
