@@ -21,10 +21,13 @@ TEXT_SUFFIXES = (".txt",)
 
 @dataclass
 class Document:
-    """One unit of the user's text: a file, or a pasted text."""
+    """One unit of the user's text: a file, a pasted text, or one question/answer pair.
+    For a pair, `prompt` is the templated question (shown to the model, not learned: its tokens
+    get label -100) and `text` is the answer."""
     name: str
     text: str
     encoding: str = "utf-8"
+    prompt: str = ""
 
 
 def decode_text(raw: bytes, name: str) -> tuple[str, str]:
@@ -70,7 +73,8 @@ def normalize_newlines(text: str) -> str:
 
 def group_texts(id_lists, block_size: int, eos_id: int) -> tuple[list[list[int]], int]:
     """Pack documents into blocks: each document's ids, then one EOS, all concatenated and cut into
-    `block_size` pieces. Returns (blocks, dropped), `dropped` being the tail shorter than a block."""
+    `block_size` pieces. Returns (blocks, dropped), `dropped` being the tail shorter than a block.
+    Items of `id_lists` may be `Example`s, whose masked ids are kept in `Example.labels`."""
     if block_size < 2:
         raise ValueError("block_size must be at least 2")
     stream: list[int] = []
@@ -80,6 +84,33 @@ def group_texts(id_lists, block_size: int, eos_id: int) -> tuple[list[list[int]]
     usable = len(stream) // block_size * block_size
     blocks = [stream[i:i + block_size] for i in range(0, usable, block_size)]
     return blocks, len(stream) - usable
+
+
+IGNORE = -100  # label of tokens the loss skips (Q&A questions)
+
+
+def label_stream(examples, eos_id: int) -> list[int]:
+    """Labels aligned with `group_texts`' stream: the ids themselves, IGNORE over Q&A prompts."""
+    labels: list[int] = []
+    for ex in examples:
+        labels.extend(ex.labels if isinstance(ex, Example) else ex)
+        labels.append(eos_id)
+    return labels
+
+
+class Example(list):
+    """Token ids of one document, plus its labels (ids with IGNORE over the prompt part)."""
+
+    def __init__(self, prompt_ids: list[int], text_ids: list[int]):
+        super().__init__(prompt_ids + text_ids)
+        self.labels = [IGNORE] * len(prompt_ids) + list(text_ids)
+
+
+def encode_example(tokenizer, doc: Document) -> list[int]:
+    """A document's ids; a Q&A pair becomes an Example whose question is masked out of the loss."""
+    if doc.prompt:
+        return Example(encode_document(tokenizer, doc.prompt), encode_document(tokenizer, doc.text))
+    return encode_document(tokenizer, doc.text)
 
 
 @dataclass
@@ -123,19 +154,26 @@ def split_heldout(docs: list[Document], ids: list[list[int]], fraction: float, b
 
 def tail_split(docs: list[Document], ids: list[list[int]], target: int) -> Split:
     """Hold out the last `target` tokens of the text (cutting the last documents)."""
-    train = [list(x) for x in ids]
+    train = list(ids)
     heldout: list[list[int]] = []
     need = target
     while need > 0:
-        last = train[-1]
-        take = min(need, len(last) + 1)
-        cut = len(last) + 1 - take
-        heldout.insert(0, last[cut:])
-        del last[cut:]
-        need -= take
-        if not last:
-            train.pop()
+        last = train.pop()
+        cut = max(0, len(last) + 1 - need)  # +1: the document's EOS goes with its tail
+        heldout.insert(0, slice_ids(last, cut, len(last)))
+        need -= len(last) + 1 - cut
+        if cut:
+            train.append(slice_ids(last, 0, cut))
     return Split(train, heldout, [f"{docs[-1].name} (end)"])
+
+
+def slice_ids(ids: list[int], start: int, end: int) -> list[int]:
+    """ids[start:end], keeping an Example's labels in step."""
+    if not isinstance(ids, Example):
+        return ids[start:end]
+    part = Example([], ids[start:end])
+    part.labels = ids.labels[start:end]
+    return part
 
 
 @dataclass
@@ -150,6 +188,8 @@ class Dataset:
     dropped_tokens: int             # tails shorter than a block, train + held-out
     heldout_documents: list[str]
     block_size: int
+    train_labels: torch.Tensor | None = None    # set when some tokens are masked (Q&A prompts)
+    heldout_labels: torch.Tensor | None = None
 
 
 def build_dataset(docs: list[Document], tokenizer, block_size: int, heldout_fraction: float = 0.1,
@@ -157,13 +197,17 @@ def build_dataset(docs: list[Document], tokenizer, block_size: int, heldout_frac
     """Tokenize, split, and pack documents into training and held-out blocks."""
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no EOS token to mark document boundaries")
-    ids = [encode_document(tokenizer, d.text) for d in docs]
+    ids = [encode_example(tokenizer, d) for d in docs]
     split = split_heldout(docs, ids, heldout_fraction, block_size, seed)
-    train, dropped_train = group_texts(split.train, block_size, tokenizer.eos_token_id)
-    heldout, dropped_held = group_texts(split.heldout, block_size, tokenizer.eos_token_id) if split.heldout else ([], 0)
+    eos = tokenizer.eos_token_id
+    train, dropped_train = group_texts(split.train, block_size, eos)
+    heldout, dropped_held = group_texts(split.heldout, block_size, eos) if split.heldout else ([], 0)
     if not train:
         raise DataError(f"the text is too short for one {block_size}-token block; add text or lower the block size")
+    masked = any(d.prompt for d in docs)
     return Dataset(
+        train_labels=label_blocks(split.train, eos, len(train), block_size) if masked else None,
+        heldout_labels=label_blocks(split.heldout, eos, len(heldout), block_size) if masked else None,
         train_blocks=torch.tensor(train, dtype=torch.long),
         heldout_blocks=torch.tensor(heldout, dtype=torch.long).reshape(-1, block_size),
         documents=len(docs),
@@ -174,3 +218,9 @@ def build_dataset(docs: list[Document], tokenizer, block_size: int, heldout_frac
         heldout_documents=split.heldout_names,
         block_size=block_size,
     )
+
+
+def label_blocks(examples, eos_id: int, n_blocks: int, block_size: int) -> torch.Tensor:
+    """The labels of the first `n_blocks` packed blocks of `examples`."""
+    labels = label_stream(examples, eos_id)[:n_blocks * block_size]
+    return torch.tensor(labels, dtype=torch.long).reshape(n_blocks, block_size)

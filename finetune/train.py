@@ -83,16 +83,18 @@ class TrainSettings:
 
 
 class BlockDataset(torch.utils.data.Dataset):
-    """Packed blocks as Trainer examples (labels = inputs; the model shifts them)."""
+    """Packed blocks as Trainer examples. Labels are the inputs (the model shifts them) unless
+    `labels` masks some tokens with -100 (Q&A prompts)."""
 
-    def __init__(self, blocks: torch.Tensor):
+    def __init__(self, blocks: torch.Tensor, labels: torch.Tensor | None = None):
         self.blocks = blocks
+        self.labels = labels if labels is not None else blocks
 
     def __len__(self):
         return len(self.blocks)
 
     def __getitem__(self, i):
-        return {"input_ids": self.blocks[i], "labels": self.blocks[i]}
+        return {"input_ids": self.blocks[i], "labels": self.labels[i]}
 
 
 class ProgressLog:
@@ -258,7 +260,7 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
               max_steps=total_steps, train_tokens=dataset.train_tokens, heldout_tokens=dataset.heldout_tokens,
               tokenizer_parity=parity.status)
 
-    loss_before = heldout_loss(model, dataset.heldout_blocks, s.batch_size)
+    loss_before = heldout_loss(model, dataset.heldout_blocks, s.batch_size, dataset.heldout_labels)
     log.write("eval", step=0, heldout_loss=loss_before, heldout_perplexity=perplexity(loss_before))
     if s.method == "lora":
         from peft import get_peft_model
@@ -267,15 +269,16 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
     callback = make_callback(log, out, stop, s.batch_size * dataset.block_size)
     args = training_arguments(s, device, precision, out / "checkpoints", total_steps,
                               evaluate=len(dataset.heldout_blocks) > 0)
-    trainer = Trainer(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks),
-                      eval_dataset=BlockDataset(dataset.heldout_blocks) if len(dataset.heldout_blocks) else None,
+    trainer = Trainer(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks, dataset.train_labels),
+                      eval_dataset=BlockDataset(dataset.heldout_blocks, dataset.heldout_labels)
+                      if len(dataset.heldout_blocks) else None,
                       callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
     started = time.perf_counter()
     result = trainer.train()
     seconds = time.perf_counter() - started
 
-    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, s.batch_size)
+    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, s.batch_size, dataset.heldout_labels)
     save_result(trainer, tokenizer, source, out)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
     steps = result.global_step
