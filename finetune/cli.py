@@ -77,8 +77,15 @@ def report_metrics(args, metrics: dict):
 
 
 def cmd_train(args):
-    from .train import train
-    metrics = train(train_settings(args), on_event=None if args.json else print_event)
+    from .train import settings_from_run, train
+    if args.resume:
+        settings = settings_from_run(args.resume)
+        args.out = settings.out
+    elif not (args.data and args.out):
+        raise UsageError("python -m finetune train: --data and --out are required (or --resume DIR)")
+    else:
+        settings = train_settings(args)
+    metrics = train(settings, on_event=None if args.json else print_event)
     report_metrics(args, metrics)
 
 
@@ -125,11 +132,16 @@ def cmd_eval(args):
          f"loss {loss:.4f}  perplexity {perplexity(loss):.2f}  over {data.train_tokens} tokens")
 
 
-def add_training_flags(p):
+def cmd_bench(args):
+    from .bench import BenchSettings, run
+    run(BenchSettings(device=args.device, steps=args.steps, warmup=args.warmup))
+
+
+def add_training_flags(p, required=True):
     from .lora import LoraSettings
     from .train import TrainSettings as T
-    p.add_argument("--data", nargs="+", required=True, help="text files or folders of .txt files")
-    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--data", nargs="+", required=required, help="text files or folders of .txt files")
+    p.add_argument("--out", required=required, help="output folder")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--epochs", type=float, default=T.epochs, help="passes over the data (default %(default)s)")
     group.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (overrides --epochs)")
@@ -169,7 +181,8 @@ def build_parser() -> Parser:
     p = command("train", cmd_train, "fine-tune a model on text files (full or LoRA)")
     p.add_argument("--model", default=DEFAULT_BASE, help="base model: Hub id or folder (default %(default)s)")
     p.add_argument("--method", default="full", choices=["full", "lora"])
-    add_training_flags(p)
+    p.add_argument("--resume", metavar="DIR", help="continue an interrupted run from its last checkpoint")
+    add_training_flags(p, required=False)
 
     p = command("scratch", cmd_scratch, "train a new tokenizer and a new small GPT-2 on text files")
     add_training_flags(p)
@@ -197,6 +210,10 @@ def build_parser() -> Parser:
     p.add_argument("--block-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p = command("bench", cmd_bench, "measure the engine against the seed recipe (one JSON line per figure)")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--steps", type=int, default=30, help="timed steps per recipe (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default %(default)s)")
     return parser
 
 

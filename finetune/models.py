@@ -86,9 +86,10 @@ def load_model(source: ModelSource, device: str = "cpu", dtype=None):
         base = load_model(resolve_source(source.base), device, dtype)
         return PeftModel.from_pretrained(base, source.path).to(device)
     try:
+        # trust_remote_code stays off: a model that needs its own Python code is refused (ValueError).
         model = AutoModelForCausalLM.from_pretrained(
             source.path, local_files_only=source.local_files_only, dtype=dtype)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelNotAvailable(f"cannot load model {source.name}: {first_line(err)}") from err
     return model.to(device)
 
@@ -97,7 +98,7 @@ def load_tokenizer_for(source: ModelSource) -> tuple[object, Parity]:
     """The (repaired if needed) tokenizer of a model. Adapter folders carry their own copy."""
     try:
         return load_tokenizer(source.path, local_files_only=source.local_files_only)
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ModelNotAvailable(f"cannot load the tokenizer of {source.name}: {first_line(err)}") from err
 
 

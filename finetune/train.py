@@ -11,6 +11,7 @@ and the run is saved as usual.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -57,6 +58,7 @@ class TrainSettings:
     eval_steps: int = field(default=0, metadata={"help": "held-out evaluation every N steps; 0 = about 10 times per run"})
     save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps (for --resume)"})
     warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
+    resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in the output folder"})
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self):
@@ -140,8 +142,16 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
         def tokens_per_second(self) -> float:
             return self.steps_timed * tokens_per_step / self.step_seconds if self.step_seconds else 0.0
 
+        diverged_at = None
+
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
+            if "loss" in logs and not math.isfinite(logs["loss"]):
+                # Stop before the next checkpoint would save NaN weights over the last good one.
+                self.diverged_at = state.global_step
+                control.should_training_stop = True
+                control.should_save = False
+                return
             if "eval_loss" in logs:
                 log.write("eval", step=state.global_step, heldout_loss=logs["eval_loss"],
                           heldout_perplexity=perplexity(logs["eval_loss"]))
@@ -222,29 +232,62 @@ def write_json(path: Path, data: dict):
     os.replace(tmp, path)
 
 
-def prepare_output(out: Path):
+def prepare_output(out: Path, resume: bool):
     """Create the output folder; refuse to mix a new run into an old run's files."""
-    if out.exists() and any(out.glob(METRICS_FILE)) and any(out.glob("*.safetensors")):
+    if not resume and out.exists() and any(out.glob(METRICS_FILE)) and any(out.glob("*.safetensors")):
         raise FinetuneError(f"{out} already holds a trained model; choose another --out folder or delete it")
     out.mkdir(parents=True, exist_ok=True)
-    for name in (PROGRESS_FILE, STOP_FILE):
-        (out / name).unlink(missing_ok=True)
+    (out / STOP_FILE).unlink(missing_ok=True)
+    if not resume:
+        (out / PROGRESS_FILE).unlink(missing_ok=True)
+
+
+def last_checkpoint(out: Path) -> str | None:
+    from transformers.trainer_utils import get_last_checkpoint
+    folder = out / "checkpoints"
+    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+
+
+def settings_from_run(out: str | Path) -> TrainSettings:
+    """The settings of an earlier run in `out` (its training_config.json), marked to resume."""
+    config = Path(out) / CONFIG_FILE
+    if not config.is_file():
+        raise FinetuneError(f"{out} holds no {CONFIG_FILE}: nothing to resume")
+    saved = json.loads(config.read_text(encoding="utf-8"))
+    names = {f.name for f in dataclasses.fields(TrainSettings)}
+    return TrainSettings(**{k: v for k, v in saved.items() if k in names} | {"resume": True})
+
+
+class Diverged(FinetuneError):
+    """The loss became NaN or infinite."""
 
 
 def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Event | None = None,
           on_event=None, base_label: str | None = None) -> dict:
     """Run one fine-tuning job and return its metrics (also written to metrics.json).
-    `base_label` names the base model in the reports when `s.model` is a temporary folder."""
-    from transformers import PrinterCallback, Trainer, set_seed
+    `base_label` names the base model in the reports when `s.model` is a temporary folder.
+    Failures are logged as an "error" event in progress.jsonl, then raised."""
     if not s.out:
         raise FinetuneError("no output folder given")
     out = Path(s.out)
-    prepare_output(out)
+    prepare_output(out, s.resume)
     log = ProgressLog(out / PROGRESS_FILE, on_event)
-    stop = stop or threading.Event()
+    try:
+        return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model)
+    except Exception as err:
+        log.write("error", message=str(err), kind=type(err).__name__)
+        raise
+
+
+def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset | None,
+                 stop: threading.Event, base_label: str) -> dict:
+    from transformers import PrinterCallback, Trainer, set_seed
     device = resolve_device(s.device)
     precision = resolve_precision(s.precision, device)
     set_seed(s.seed)
+    resume_from = last_checkpoint(out) if s.resume else None
+    if s.resume and resume_from is None:
+        raise FinetuneError(f"{out} has no checkpoint to resume from (checkpoints are written every {s.save_steps} steps)")
 
     source = resolve_source(s.model)
     if source.adapter:
@@ -255,13 +298,16 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
     if dataset is None:
         dataset = build_dataset(read_documents(s.data), tokenizer, block_size, s.heldout, s.seed)
     total_steps = steps_for(s, len(dataset.train_blocks))
-    base_label = base_label or s.model
-    log.write("start", model=base_label, method=s.method, device=device, precision=precision,
-              max_steps=total_steps, train_tokens=dataset.train_tokens, heldout_tokens=dataset.heldout_tokens,
-              tokenizer_parity=parity.status)
+    write_json(out / CONFIG_FILE, asdict(s) | {
+        "resume": False, "base_model": base_label, "block_size": dataset.block_size, "lr": s.learning_rate,
+        "device": device, "precision": precision, "heldout_documents": dataset.heldout_documents})
+    log.write("resume" if resume_from else "start", model=base_label, method=s.method, device=device,
+              precision=precision, max_steps=total_steps, train_tokens=dataset.train_tokens,
+              heldout_tokens=dataset.heldout_tokens, tokenizer_parity=parity.status, checkpoint=resume_from)
 
     loss_before = heldout_loss(model, dataset.heldout_blocks, s.batch_size, dataset.heldout_labels)
-    log.write("eval", step=0, heldout_loss=loss_before, heldout_perplexity=perplexity(loss_before))
+    if not resume_from:
+        log.write("eval", step=0, heldout_loss=loss_before, heldout_perplexity=perplexity(loss_before))
     if s.method == "lora":
         from peft import get_peft_model
         model = get_peft_model(model, lora_config(s.lora, model.config.model_type))
@@ -275,14 +321,29 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
                       callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
     started = time.perf_counter()
-    result = trainer.train()
+    result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
+    if callback.diverged_at is not None:
+        raise Diverged(
+            f"the loss became NaN/inf at step {callback.diverged_at}: the learning rate ({s.learning_rate}) is "
+            f"probably too high, or fp16 overflowed (try bf16/fp32); the last good checkpoint is kept in "
+            f"{out / 'checkpoints'}")
 
     loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, s.batch_size, dataset.heldout_labels)
     save_result(trainer, tokenizer, source, out)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    metrics = run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after,
+                          device, precision, parity.status)
+    write_json(out / METRICS_FILE, metrics)
+    log.write("stopped" if callback.stopped else "done", **metrics)
+    return metrics
+
+
+def run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after, device,
+                precision, parity) -> dict:
+    """metrics.json: the contract fields first, then details."""
     steps = result.global_step
-    metrics = {
+    return {
         "base_model": base_label,
         "method": s.method,
         "train_tokens": dataset.train_tokens,
@@ -303,11 +364,5 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
         "block_size": dataset.block_size,
         "device": device,
         "precision": precision,
-        "tokenizer_parity": parity.status,
+        "tokenizer_parity": parity,
     }
-    write_json(out / CONFIG_FILE, {**asdict(s), "model": base_label, "block_size": dataset.block_size, "lr": s.learning_rate,
-                                   "device": device, "precision": precision,
-                                   "heldout_documents": dataset.heldout_documents})
-    write_json(out / METRICS_FILE, metrics)
-    log.write("stopped" if callback.stopped else "done", **metrics)
-    return metrics

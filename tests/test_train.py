@@ -98,3 +98,40 @@ def test_settings_are_validated():
         TrainSettings(batch_size=0)
     with pytest.raises(ValueError, match="held-out"):
         TrainSettings(heldout=0.95)
+
+
+def test_sigkill_then_resume_continues_at_the_same_step(tiny_model, unseen_text, tmp_path):
+    """Kill a CLI run after its first checkpoint, then `train --resume`: it goes on from that step
+    to the planned total, and the result loads."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "finetune", "train", "--model", tiny_model, "--data", str(unseen_text),
+           "--out", str(out), "--max-steps", "40", "--block-size", "64", "--device", "cpu",
+           "--save-steps", "4", "--eval-steps", "100"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "checkpoints" / "checkpoint-4" / "trainer_state.json"
+    deadline = time.time() + 180
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)  # let the checkpoint finish writing
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert state.exists() and not (out / "metrics.json").exists()
+    assert not (out / "model.safetensors").exists()  # never a half-written model in the output folder
+
+    result = subprocess.run([sys.executable, "-m", "finetune", "train", "--resume", str(out), "--json"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["steps"] == 40
+    events = [json.loads(x) for x in (out / "progress.jsonl").read_text(encoding="utf-8").splitlines()]
+    resume = [e for e in events if e["event"] == "resume"]
+    assert resume and resume[0]["checkpoint"].endswith("checkpoint-4")
+    steps_after = [e["step"] for e in events[events.index(resume[0]):] if e["event"] == "step"]
+    assert steps_after[0] > 4 and steps_after[-1] == 40
+    assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
