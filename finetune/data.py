@@ -9,14 +9,11 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 
 from .errors import DataError
 from .tokens import encode_document
-
-TEXT_SUFFIXES = (".txt",)
 
 
 @dataclass
@@ -31,40 +28,22 @@ class Document:
 
 
 def decode_text(raw: bytes, name: str) -> tuple[str, str]:
-    """Bytes to text. UTF-8 (with or without BOM), UTF-16 with BOM, then Shift_JIS/CP932;
-    a file that is none of these is refused rather than guessed."""
-    if b"\x00" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataError(f"{name}: looks binary, not text")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8"), "utf-8-sig"
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16"), "utf-16"
-    for encoding in ("utf-8", "cp932"):
-        try:
-            return raw.decode(encoding), encoding
-        except UnicodeDecodeError:
-            continue
-    raise DataError(f"{name}: not UTF-8 or Shift_JIS text (cannot decode it without garbling)")
+    """Bytes to (text, encoding) with finetune.formats' detection: UTF-8 (with or without BOM), UTF-16
+    with BOM, Shift_JIS/CP932, EUC-JP, ISO-2022-JP. Binary, undecodable or doubtfully decoded bytes
+    are refused rather than guessed."""
+    from .formats import Skip, decoded_text
+    try:
+        return decoded_text(raw)
+    except Skip as skip:
+        raise DataError(f"{name}: {skip}") from None
 
 
 def read_documents(paths) -> list[Document]:
-    """Read .txt files (and the .txt files inside folders) as documents, one per file."""
-    docs = []
-    for path in map(Path, paths):
-        if not path.exists():
-            raise DataError(f"{path}: no such file")
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in TEXT_SUFFIXES) if path.is_dir() else [path]
-        if path.is_dir() and not files:
-            raise DataError(f"{path}: the folder has no .txt files")
-        for file in files:
-            text, encoding = decode_text(file.read_bytes(), str(file))
-            text = normalize_newlines(text)
-            if not text.strip():
-                raise DataError(f"{file}: the file is empty")
-            docs.append(Document(str(file), text, encoding))
-    if not docs:
-        raise DataError("no text given")
-    return docs
+    """Read files, folders and .zip archives (.txt .md .html .jsonl .json .csv, see finetune.formats) as
+    cleaned documents: one per file, or per record (Q&A pairs included). Unusable inputs are left out;
+    DataError, naming each one's reason, only when none is usable."""
+    from .formats import read_inputs, usable_documents
+    return usable_documents(read_inputs(paths))
 
 
 def normalize_newlines(text: str) -> str:
