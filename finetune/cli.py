@@ -137,6 +137,26 @@ def cmd_bench(args):
     run(BenchSettings(device=args.device, steps=args.steps, warmup=args.warmup))
 
 
+def cmd_push(args):
+    import os
+    from .share import NotLoggedIn, PushSettings, push
+    # The token only ever comes from the environment: a command-line flag would land in shell history.
+    token = os.environ.get(args.token_env, "").strip() or None
+    if token is None and args.token_env != "HF_TOKEN":
+        raise NotLoggedIn(f"environment variable {args.token_env} is not set (it should hold your access token)",
+                          f"環境変数 {args.token_env} が設定されていません（アクセストークンを入れてください）")
+    settings = PushSettings(model_dir=args.model, repo=args.repo, what=args.what, private=args.private,
+                            base_model=args.base_model, license=args.license, endpoint=args.endpoint)
+    url = push(settings, token=token)
+    emit(args, {"url": url, "repo": args.repo, "what": args.what}, f"pushed to {url}")
+
+
+def cmd_export(args):
+    from .share import export_zip
+    path = export_zip(args.model, args.out, merge=args.merge)
+    emit(args, {"zip": str(path), "bytes": path.stat().st_size}, f"exported to {path}")
+
+
 def add_training_flags(p, required=True):
     from .lora import LoraSettings
     from .train import TrainSettings as T
@@ -214,6 +234,25 @@ def build_parser() -> Parser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--steps", type=int, default=30, help="timed steps per recipe (default %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default %(default)s)")
+
+    p = command("push", cmd_push, "upload a training output folder to the Hugging Face Hub as a model repo")
+    p.add_argument("--model", required=True, help="training output folder")
+    p.add_argument("--repo", required=True, help="repo name: 'name' (under your account) or 'owner/name'")
+    p.add_argument("--what", default="auto", choices=["auto", "adapter", "merged", "both"],
+                   help="LoRA runs: the adapter, the merged full model, or both (merged in the root, adapter in "
+                        "adapter/); auto = adapter if the base model is on the Hub, else merged")
+    p.add_argument("--private", action="store_true", help="create the repo as private")
+    p.add_argument("--token-env", default="HF_TOKEN",
+                   help="environment variable holding the access token (default %(default)s; there is deliberately "
+                        "no flag for the token itself)")
+    p.add_argument("--base-model", default="", help="Hub id of the base model, if training used a local copy of it")
+    p.add_argument("--license", default="", help="license id for the model card (default: the base model's)")
+    p.add_argument("--endpoint", default="", help="Hub URL (default: HF_ENDPOINT or https://huggingface.co)")
+
+    p = command("export", cmd_export, "write a training output folder as a zip that loads without this tool")
+    p.add_argument("--model", required=True, help="training output folder")
+    p.add_argument("--out", required=True, help="the .zip file to write")
+    p.add_argument("--merge", action="store_true", help="LoRA runs: merge the adapter into a full model")
     return parser
 
 
