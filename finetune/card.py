@@ -20,8 +20,11 @@ def number(value, digits: int = 2) -> str:
 def card_metadata(folder, what: str, license: str):
     """ModelCardData for the Hub: base_model only when it is a real Hub id."""
     from huggingface_hub import ModelCardData
-    tags = ["japanese", "text-generation", "fine-tuned", STUDIO_TAG]
-    tags += ["lora"] if folder.kind == "lora" else ["full-fine-tuning"]
+    tags = ["japanese", "text-generation", "from-scratch" if folder.from_scratch else "fine-tuned", STUDIO_TAG]
+    if folder.kind == "lora":
+        tags.append("lora")
+    elif not folder.from_scratch:
+        tags.append("full-fine-tuning")
     if folder.kind == "lora" and what != "adapter":
         tags.append("merged-lora")
     return ModelCardData(
@@ -99,6 +102,9 @@ def base_text(folder) -> tuple[str, str]:
     if folder.hub_base:
         return (f"ベースモデル: [{folder.hub_base}](https://huggingface.co/{folder.hub_base})",
                 f"Base model: [{folder.hub_base}](https://huggingface.co/{folder.hub_base})")
+    if folder.from_scratch:
+        return ("ベースモデルなし: トークナイザーもモデルも、利用者の文章だけからゼロから学習しました。",
+                "No base model: the tokenizer and the model were trained from scratch on the author's text.")
     if folder.embedded_base:
         return ("ベースモデル: このツールに同梱の小さな日本語モデル `tiny-japanese-gpt2`"
                 "（ツール自身のオリジナル文章で学習したもの）。**Hub にはありません。**",
@@ -126,6 +132,20 @@ def tokenizer_text(folder) -> tuple[str, str] | None:
             "from `spiece.model`; it matches sentencepiece and loads with plain `AutoTokenizer.from_pretrained`.")
 
 
+def intro_ja(folder) -> str:
+    if folder.from_scratch:
+        return "利用者自身の日本語テキストだけでゼロから学習した小さな日本語言語モデルです。"
+    return ("利用者自身の日本語テキストでファインチューニングした小さな日本語言語モデルです"
+            f"（{'LoRA' if folder.kind == 'lora' else '全パラメータ'}学習）。")
+
+
+def intro_en(folder) -> str:
+    if folder.from_scratch:
+        return "A small Japanese causal language model trained from scratch on its author's own text."
+    method = "LoRA" if folder.kind == "lora" else "full fine-tuning"
+    return f"A small Japanese causal language model fine-tuned on its author's own text ({method})."
+
+
 def card_body(folder, what: str, repo_ref: str) -> str:
     m = folder.metrics
     name = repo_ref.rstrip("/").split("/")[-1]
@@ -138,8 +158,7 @@ def card_body(folder, what: str, repo_ref: str) -> str:
     lines = [
         f"# {name}",
         "",
-        "利用者自身の日本語テキストでファインチューニングした小さな日本語言語モデルです"
-        f"（{'LoRA' if folder.kind == 'lora' else '全パラメータ'}学習）。",
+        intro_ja(folder),
         "",
         f"- {base_ja}",
         f"- 中身: {layout_ja}",
@@ -188,8 +207,7 @@ def card_body(folder, what: str, repo_ref: str) -> str:
         "",
         "## English summary",
         "",
-        f"A small Japanese causal language model fine-tuned on its author's own text "
-        f"({'LoRA' if folder.kind == 'lora' else 'full fine-tuning'}). {base_en} Contents: {layout_en[0].lower()}{layout_en[1:]}",
+        f"{intro_en(folder)} {base_en} Contents: {layout_en[0].lower()}{layout_en[1:]}",
         "",
         f"Training text: files {number(m.get('documents'))}, characters {number(m.get('characters'))}, "
         f"training tokens {number(m.get('train_tokens'))}, held-out tokens {number(m.get('heldout_tokens'))} "

@@ -25,6 +25,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,6 @@ WHAT_CHOICES = ("auto", "adapter", "merged", "both")
 ADAPTER_SUBFOLDER = "adapter"
 CONFIG_FILE = "training_config.json"   # same names as finetune.train writes
 METRICS_FILE = "metrics.json"
-ADAPTER_FILES = ("adapter_model.safetensors", "adapter_config.json")
 MODEL_CONFIG_FILES = ("config.json", "generation_config.json")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                    "vocab.json", "merges.txt", "chat_template.jinja", *SPM_FILE_NAMES)
@@ -52,6 +52,7 @@ BASE_LICENSES = {
 }
 EMBEDDED_NAME = "tiny-japanese-gpt2"
 EMBEDDED_LICENSE = "apache-2.0"   # the project's own license (README front matter)
+FROM_SCRATCH = "scratch"          # the base name finetune.scratch records: no base model at all
 ZIP_HINT_EN = "use Export (python -m finetune export --model DIR --out model.zip) to save the model as a zip instead"
 ZIP_HINT_JA = "代わりに「zip で書き出す」（python -m finetune export --model DIR --out model.zip）でモデルを保存できます"
 
@@ -151,6 +152,10 @@ class ModelFolder:
     def embedded_base(self) -> bool:
         return self.hub_base is None and self.base_name == EMBEDDED_NAME
 
+    @property
+    def from_scratch(self) -> bool:
+        return self.hub_base is None and self.base_name == FROM_SCRATCH
+
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
@@ -171,13 +176,12 @@ def model_folder(model_dir: str | Path, base_model: str = "") -> ModelFolder:
     base_path = read_json(path / "adapter_config.json").get("base_model_name_or_path") if kind == "lora" else None
     # The user-facing base name first (a run from a temporary copy records that copy as "model").
     candidates = [base_model, config.get("base_model"), metrics.get("base_model"), base_path, config.get("model")]
-    hub_base = base_model or next((c for c in candidates if c and hub_id_of(c)), None)
-    hub_base = hub_id_of(hub_base) if hub_base else None
-    if base_model and hub_base is None:
+    if base_model and hub_id_of(base_model) is None:
         raise InvalidRepoName(f"base model {base_model!r} is not a Hub model id (owner/name)",
                               f"ベースモデル {base_model!r} は Hub のモデルID（owner/name）ではありません")
-    shown = next((c for c in candidates if c), "")
-    base_name = hub_base or Path(str(shown).rstrip("/\\")).name or "unknown"
+    hub_base = next((hub_id_of(c) for c in candidates if c and hub_id_of(c)), None)
+    shown = next((str(c) for c in candidates if c), "unknown")
+    base_name = hub_base or scrub_paths(shown)
     return ModelFolder(path, kind, hub_base, base_name, base_path, config, metrics)
 
 
@@ -400,21 +404,17 @@ def hub_error(err: Exception, repo_id: str, endpoint: str) -> ShareError | None:
                       f"Hub が {repo_id} へのアップロードを受け付けませんでした: {detail}")
 
 
-class hub_errors:
-    """Context manager: re-raise huggingface_hub's exceptions as ShareErrors."""
-
-    def __init__(self, repo_id: str, endpoint: str):
-        self.repo_id, self.endpoint = repo_id, endpoint
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, err, tb):
-        if err is None or isinstance(err, ShareError):
-            return False
-        mapped = hub_error(err, self.repo_id, self.endpoint)
+@contextmanager
+def hub_errors(repo_id: str, endpoint: str):
+    """Re-raise huggingface_hub's exceptions inside the block as ShareErrors; others pass unchanged."""
+    try:
+        yield
+    except ShareError:
+        raise
+    except Exception as err:
+        mapped = hub_error(err, repo_id, endpoint)
         if mapped is None:
-            return False
+            raise
         raise mapped from err
 
 
