@@ -76,7 +76,7 @@ MESSAGES = {
                            "(first: {where})",
                            "質問と回答（またはテキスト）がそろっていないレコードが{count}件あり、読み飛ばしました"
                            "（最初は{where_ja}）"),
-    "nothing_left": ("nothing is left after cleanup ({what})", "整形後に本文が残りません（{what}）"),
+    "nothing_left": ("nothing is left after cleanup ({what})", "整形後に本文が残りません（{what_ja}）"),
     "duplicate": ("exact duplicate of {other}", "{other} とまったく同じ内容です"),
     "duplicates_dropped": ("{count} exact duplicate document(s) dropped", "完全に重複する文書を{count}件除きました"),
     "replacement_removed": ("{count} replacement character(s) (\ufffd) removed: the file was already damaged there",
@@ -258,7 +258,23 @@ def decoded_text(raw: bytes, encoding: str = "auto") -> tuple[str, str]:
     if origin:
         raise Skip(message("doubtful", encoding="utf-8", detail=f"it looks like UTF-8 read as {origin} and saved again",
                            detail_ja=f"UTF-8を{origin}として読んで保存し直したもののようです"))
+    damaged = replacement_share(text)
+    if damaged > MAX_REPLACEMENT_SHARE:
+        raise Skip(message("doubtful", encoding="utf-8", detail=f"{damaged:.0%} of it is replacement characters (\ufffd)",
+                           detail_ja=f"{damaged:.0%}が置換文字（\ufffd）です"))
     return text, "utf-8"
+
+
+# A few U+FFFD in a long text are dropped with a warning; more means the file was garbled when saved.
+MAX_REPLACEMENT_SHARE = 0.01
+
+
+def replacement_share(text: str) -> float:
+    """Share of U+FFFD among the non-ASCII characters of the text's start."""
+    sample = text[:50_000]
+    if "\ufffd" not in sample:
+        return 0.0
+    return sample.count("\ufffd") / max(len(WIDE_CHARACTER.findall(sample)), 1)
 
 
 def strictly_decoded(raw: bytes, encoding: str) -> str:
@@ -321,13 +337,16 @@ def japanese_by_charset_normalizer(raw: bytes) -> bool:
 MIN_KANA_SHARE = 0.05
 
 
+WIDE_CHARACTER = re.compile(r"[^\x00-\x7f\s]")
+KANA_OR_PUNCTUATION = re.compile(r"[\u3000-\u30ff\uff01-\uff60]")
+
+
 def kana_share(text: str) -> float:
-    """Share of the non-ASCII characters that are kana or Japanese punctuation (1.0 for pure ASCII)."""
-    wide = [c for c in text if ord(c) > 0x7F and not c.isspace()]
-    if not wide:
-        return 1.0
-    japanese = sum(1 for c in wide if "\u3000" <= c <= "\u30ff" or "\uff01" <= c <= "\uff60")
-    return japanese / len(wide)
+    """Share of the non-ASCII characters that are kana or Japanese punctuation (1.0 for pure ASCII),
+    measured on the first 50,000 characters: a wrong codec garbles a file from its start."""
+    sample = text[:50_000]
+    wide = len(WIDE_CHARACTER.findall(sample))
+    return len(KANA_OR_PUNCTUATION.findall(sample)) / wide if wide else 1.0
 
 
 def best_candidate(raw: bytes, candidates: dict[str, str]) -> str:
@@ -840,7 +859,8 @@ def records_reason(problems: RecordProblems) -> Message:
         return message("no_json_line", line=line, error=error)
     if problems.keys and not columns_of(problems.keys).recognised:
         return message("no_columns", found=", ".join(sorted(problems.keys)[:12]))
-    return message("nothing_left", what="no record has both a question and an answer, or a text")
+    return message("nothing_left", what="no record has both a question and an answer, or a text",
+                   what_ja="質問と回答、またはテキストがそろったレコードがありません")
 
 
 def json_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
@@ -890,7 +910,8 @@ def csv_documents(text: str, name: str, options: ReadOptions, report: FileReport
         docs += record_documents(record, f"row {number}", name, options, report, problems)
     problems.keys.clear()
     if not docs:
-        raise Skip(message("nothing_left", what="no row has both a question and an answer, or a text"))
+        raise Skip(message("nothing_left", what="no row has both a question and an answer, or a text",
+                           what_ja="質問と回答、またはテキストがそろった行がありません"))
     problems.warn_into(report)
     return docs
 
@@ -944,7 +965,8 @@ def bytes_documents(name: str, raw: bytes, options: ReadOptions, report: FileRep
     for doc in docs:
         doc.encoding = report.encoding
     if not docs:
-        raise Skip(message("nothing_left", what=", ".join(report.stripped) or "only markup"))
+        stripped = ", ".join(report.stripped) or "only markup"
+        raise Skip(message("nothing_left", what=stripped, what_ja=f"除いたもの：{stripped}"))
     replaced = report.stripped.get("replacement_characters", 0)
     if replaced:
         report.warn(message("replacement_removed", count=replaced))

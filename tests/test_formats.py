@@ -71,6 +71,13 @@ def test_doubtful_decodings_are_reported_not_guessed(tmp_path):
     assert not report.used and report.reason_code == "doubtful" and "cp932" in report.reason
 
 
+def test_replacement_characters_are_removed_or_refused(tmp_path):
+    few = read_one(write(tmp_path, "few.txt", STORY * 5 + "\ufffd")).report
+    assert few.used and few.stripped["replacement_characters"] == 1 and "\ufffd" in few.warnings[0]
+    many = read_one(write(tmp_path, "many.txt", STORY.replace("の", "\ufffd"))).report
+    assert not many.used and many.reason_code == "doubtful"
+
+
 def test_kanji_only_shift_jis_is_accepted(tmp_path):
     result = read_one(write(tmp_path, "names.csv", "text\n東京都千代田区\n大阪府北区\n", encoding="cp932"))
     assert result.report.encoding == "cp932" and [d.text for d in result.documents] == ["東京都千代田区", "大阪府北区"]
