@@ -8,6 +8,8 @@ The pipeline, one module per step:
   train     fine-tune with transformers' Trainer; progress log, stop flag, metrics.json
   evaluate  held-out loss and perplexity
   generate  sampling, streaming, reproducible seeds
+  share     push a training output folder to the Hub (adapter, merged or both), or export a zip
+  card      the model card of a shared model: Hub metadata, Japanese body, English summary
   scratch   a new tokenizer and model from the user's text
   devices   CPU/GPU choice and fast number formats
   cli       `python -m finetune …`

@@ -165,7 +165,7 @@ def card_body(folder, what: str, repo_ref: str) -> str:
         "",
         "## 学習データ",
         "",
-        "学習に使った文章そのもの、ファイル名、パスはこのリポジトリに含まれていません。分量だけを記します。",
+        "学習に使った文章そのものと、学習ファイルの名前・パスはこのリポジトリに含まれていません。分量だけを記します。",
         "",
         "| 項目 | 値 |",
         "|---|---|",
@@ -211,7 +211,7 @@ def card_body(folder, what: str, repo_ref: str) -> str:
         "",
         f"Training text: files {number(m.get('documents'))}, characters {number(m.get('characters'))}, "
         f"training tokens {number(m.get('train_tokens'))}, held-out tokens {number(m.get('heldout_tokens'))} "
-        "(the text itself, file names and paths are not included). "
+        "(neither the text itself nor the training files' names or paths are included). "
         f"Held-out perplexity before → after training: {number(before)} → {number(after)}. "
         "Settings are in the table above and in `training_config.json`; all numbers are in `metrics.json`.",
         "",
