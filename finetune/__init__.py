@@ -3,7 +3,9 @@
 The pipeline, one module per step:
   tokens    load tokenizers correctly (sentencepiece parity, no EOS on prompts), show tokens
   models    find and load a model: Hub id, folder, or LoRA output; fail fast offline
-  data      read text files, split a held-out part, pack into blocks
+  formats   read txt/Aozora/md/html/jsonl/json/csv files, folders and zips; detect encodings; clean
+  prepare   the report on the user's text before training (files, tokens, blocks, preview)
+  data      read documents, split a held-out part, pack into blocks
   lora      LoRA settings and the peft config
   train     fine-tune with transformers' Trainer; progress log, stop flag, metrics.json
   evaluate  held-out loss and perplexity

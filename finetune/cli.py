@@ -132,6 +132,25 @@ def cmd_eval(args):
          f"loss {loss:.4f}  perplexity {perplexity(loss):.2f}  over {data.train_tokens} tokens")
 
 
+def prepare_settings(args):
+    from .prepare import PrepareSettings
+    overrides = dict(item.rsplit("=", 1) for item in args.encoding if "=" in item)
+    global_encoding = [item for item in args.encoding if "=" not in item]
+    return PrepareSettings(data=args.data, texts=args.text, model=args.model, block_size=args.block_size,
+                           heldout=args.heldout, seed=args.seed, nfkc=not args.no_nfkc, keep_code=args.keep_code,
+                           encoding=global_encoding[-1] if global_encoding else "auto", encodings=overrides,
+                           max_file_mb=args.max_file_mb, max_zip_mb=args.max_zip_mb, preview=args.preview)
+
+
+def cmd_prepare(args):
+    from .errors import DataError
+    from .prepare import prepare
+    report = prepare(prepare_settings(args))
+    emit(args, report.to_dict(), report.to_text())
+    if not report.usable:
+        raise DataError(report.error)  # exit code 2 only when nothing at all can be trained on
+
+
 def cmd_bench(args):
     from .bench import BenchSettings, run
     run(BenchSettings(device=args.device, steps=args.steps, warmup=args.warmup))
@@ -160,7 +179,8 @@ def cmd_export(args):
 def add_training_flags(p, required=True):
     from .lora import LoraSettings
     from .train import TrainSettings as T
-    p.add_argument("--data", nargs="+", required=required, help="text files or folders of .txt files")
+    p.add_argument("--data", nargs="+", required=required,
+                   help="files, folders or .zip archives (.txt .md .html .jsonl .json .csv)")
     p.add_argument("--out", required=required, help="output folder")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--epochs", type=float, default=T.epochs, help="passes over the data (default %(default)s)")
@@ -230,6 +250,23 @@ def build_parser() -> Parser:
     p.add_argument("--block-size", type=int, default=128)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+    from .prepare import PrepareSettings as P, setting_help
+    p = command("prepare", cmd_prepare, "read and clean text files and report what training would use")
+    p.add_argument("--data", nargs="*", default=[], help=setting_help("data"))
+    p.add_argument("--text", action="append", default=[], help="pasted text (repeat for several)")
+    p.add_argument("--model", default=DEFAULT_BASE, help="tokenizer for the token counts (default %(default)s)")
+    p.add_argument("--block-size", type=int, default=P.block_size, help="tokens per block (default %(default)s)")
+    p.add_argument("--heldout", type=float, default=P.heldout, help="held-out share (default %(default)s)")
+    p.add_argument("--seed", type=int, default=P.seed, help=setting_help("seed"))
+    p.add_argument("--encoding", action="append", default=[], metavar="ENC|FILE=ENC",
+                   help="encoding of all files (ENC) or of one file (FILE=ENC) instead of detection; repeatable")
+    p.add_argument("--no-nfkc", action="store_true", help="keep characters as they are (no Unicode NFKC)")
+    p.add_argument("--keep-code", action="store_true", help=setting_help("keep_code"))
+    p.add_argument("--max-file-mb", type=float, default=P.max_file_mb, help=setting_help("max_file_mb"))
+    p.add_argument("--max-zip-mb", type=float, default=P.max_zip_mb, help=setting_help("max_zip_mb"))
+    p.add_argument("--preview", type=int, default=P.preview, help=setting_help("preview"))
+
     p = command("bench", cmd_bench, "measure the engine against the seed recipe (one JSON line per figure)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--steps", type=int, default=30, help="timed steps per recipe (default %(default)s)")
