@@ -53,7 +53,7 @@ MESSAGES = {
     "binary": ("looks binary ({kind}), not text", "テキストではなくバイナリ（{kind_ja}）のようです"),
     "undecodable": ("cannot decode it as UTF-8, UTF-16, Shift_JIS, EUC-JP or ISO-2022-JP without garbling{hint}",
                     "UTF-8・UTF-16・Shift_JIS・EUC-JP・ISO-2022-JPのどれでも文字化けせずに読めません{hint_ja}"),
-    "not_that_encoding": ("is not valid {encoding} text ({error})", "{encoding}として読めません（{error}）"),
+    "not_that_encoding": ("not valid {encoding} text ({error})", "{encoding}として読めません（{error}）"),
     "unknown_encoding": ("unknown encoding {encoding}", "不明な文字コードです：{encoding}"),
     "doubtful": ("the decoding is doubtful: as {encoding} it reads as garbled text ({detail}); not used, so that "
                  "no mojibake is trained on; give the encoding explicitly if {encoding} is right",
@@ -993,7 +993,9 @@ def text_format_documents(text: str, name: str, options: ReadOptions, report: Fi
 
 def pasted_result(text: str, name: str, options: ReadOptions) -> FileResult:
     """Pasted text: plain text (Aozora-style markup is cleaned as in files)."""
-    return bytes_result(name, text.encode("utf-8"), options, fmt="text")
+    result = bytes_result(name, text.encode("utf-8"), options, fmt="text")
+    result.report.encoding = None  # pasted text has no encoding of its own
+    return result
 
 
 # ----------------------------------------------------------------------------------------------
