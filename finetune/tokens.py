@@ -95,11 +95,13 @@ def spm_backend(spm_file: str | Path, lowercase: bool) -> Tokenizer:
     if spec.add_dummy_prefix:
         decode_steps.append(decoders.Strip(content=" ", left=1, right=0))
     backend.decoder = decoders.Sequence(decode_steps)
-    # User-defined symbols ([CLS], [MASK] …) are matched whole by sentencepiece.
+    # User-defined symbols ([CLS], "\n" …) are matched whole, before normalization, as sentencepiece
+    # does. They are not special here (so "\n" survives decoding); the tokenizer's own special
+    # tokens ([CLS] for rinna) are marked special by the transformers wrapper.
     user = [p.piece for p in proto.pieces if p.type == pb.ModelProto.SentencePiece.USER_DEFINED]
     if user:
         from tokenizers import AddedToken
-        backend.add_special_tokens([AddedToken(u, special=True, normalized=False) for u in user])
+        backend.add_tokens([AddedToken(u, special=False, normalized=False) for u in user])
     return backend
 
 
