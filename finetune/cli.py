@@ -69,6 +69,9 @@ def print_event(record: dict):
 
 
 def report_metrics(args, metrics: dict):
+    from .train import is_main_process
+    if not is_main_process():
+        return  # under torchrun, rank 0 reports for everyone
     emit(args, metrics,
          f"held-out perplexity: {metrics['heldout_perplexity_before']:.2f} -> "
          f"{metrics['heldout_perplexity_after']:.2f}  (loss {metrics['heldout_loss_before']:.4f} -> "

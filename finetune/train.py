@@ -99,15 +99,25 @@ class BlockDataset(torch.utils.data.Dataset):
         return {"input_ids": self.blocks[i], "labels": self.labels[i]}
 
 
+def is_main_process() -> bool:
+    """False on the other ranks of a `torchrun` / `accelerate launch` data-parallel run: only rank 0
+    writes the log and the output folder."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class ProgressLog:
-    """Appends events to progress.jsonl (one JSON object per line, flushed at once)."""
+    """Appends events to progress.jsonl (one JSON object per line, flushed at once); silent on
+    ranks other than 0."""
 
     def __init__(self, path: Path, on_event=None):
         self.path = path
         self.on_event = on_event
         self.lock = threading.Lock()
+        self.enabled = is_main_process()
 
     def write(self, event: str, **fields):
+        if not self.enabled:
+            return
         record = {"event": event, "time": round(time.time(), 3), **fields}
         with self.lock, open(self.path, "a", encoding="utf-8") as f:
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -192,6 +202,7 @@ def training_arguments(s: TrainSettings, device: str, precision: str, checkpoint
         disable_tqdm=True,           # progress goes to progress.jsonl instead
         dataloader_pin_memory=device == "cuda",
         optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+        ddp_find_unused_parameters=False,  # every parameter is used; the search costs a graph walk per step
     )
 
 
@@ -212,10 +223,13 @@ def steps_for(s: TrainSettings, blocks: int) -> int:
 
 def save_result(trainer, tokenizer, source: ModelSource, out: Path):
     """Write the final model and tokenizer to a temporary folder, then move the files into `out`
-    so that `out` never holds a half-written model."""
+    so that `out` never holds a half-written model. Every rank calls it; only rank 0 writes."""
     staging = out / ".saving"
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
+    if trainer.is_world_process_zero():
+        shutil.rmtree(staging, ignore_errors=True)
+    trainer.save_model(str(staging))  # a collective call under data parallelism
+    if not trainer.is_world_process_zero():
+        return
     tokenizer.save_pretrained(str(staging))
     spm_file = find_spm_file(source.path) if Path(source.path).is_dir() else None
     if spm_file is not None:
@@ -237,6 +251,8 @@ def prepare_output(out: Path, resume: bool):
     if not resume and out.exists() and any(out.glob(METRICS_FILE)) and any(out.glob("*.safetensors")):
         raise FinetuneError(f"{out} already holds a trained model; choose another --out folder or delete it")
     out.mkdir(parents=True, exist_ok=True)
+    if not is_main_process():
+        return
     (out / STOP_FILE).unlink(missing_ok=True)
     if not resume:
         (out / PROGRESS_FILE).unlink(missing_ok=True)
@@ -298,9 +314,10 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
     if dataset is None:
         dataset = build_dataset(read_documents(s.data), tokenizer, block_size, s.heldout, s.seed)
     total_steps = steps_for(s, len(dataset.train_blocks))
-    write_json(out / CONFIG_FILE, asdict(s) | {
-        "resume": False, "base_model": base_label, "block_size": dataset.block_size, "lr": s.learning_rate,
-        "device": device, "precision": precision, "heldout_documents": dataset.heldout_documents})
+    if is_main_process():
+        write_json(out / CONFIG_FILE, asdict(s) | {
+            "resume": False, "base_model": base_label, "block_size": dataset.block_size, "lr": s.learning_rate,
+            "device": device, "precision": precision, "heldout_documents": dataset.heldout_documents})
     log.write("resume" if resume_from else "start", model=base_label, method=s.method, device=device,
               precision=precision, max_steps=total_steps, train_tokens=dataset.train_tokens,
               heldout_tokens=dataset.heldout_tokens, tokenizer_parity=parity.status, checkpoint=resume_from)
@@ -330,18 +347,20 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
             f"{out / 'checkpoints'}")
 
     loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, s.batch_size, dataset.heldout_labels)
-    save_result(trainer, tokenizer, source, out)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
     metrics = run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after,
-                          device, precision, parity.status)
-    write_json(out / METRICS_FILE, metrics)
+                          device, precision, parity.status, trainer.args.world_size)
+    save_result(trainer, tokenizer, source, out)
+    if trainer.is_world_process_zero():
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        write_json(out / METRICS_FILE, metrics)
     log.write("stopped" if callback.stopped else "done", **metrics)
     return metrics
 
 
 def run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after, device,
-                precision, parity) -> dict:
-    """metrics.json: the contract fields first, then details."""
+                precision, parity, world_size: int = 1) -> dict:
+    """metrics.json: the contract fields first, then details. With data parallelism each step
+    trains `world_size` batches, and tokens/s counts all processes."""
     steps = result.global_step
     return {
         "base_model": base_label,
@@ -350,12 +369,12 @@ def run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, 
         "heldout_tokens": dataset.heldout_tokens,
         "steps": steps,
         "seconds": round(seconds, 2),
-        "train_tokens_per_second": round(callback.tokens_per_second, 1),
+        "train_tokens_per_second": round(callback.tokens_per_second * world_size, 1),
         "heldout_loss_before": loss_before,
         "heldout_loss_after": loss_after,
         "heldout_perplexity_before": perplexity(loss_before),
         "heldout_perplexity_after": perplexity(loss_after),
-        "tokens_seen": steps * s.batch_size * dataset.block_size,
+        "tokens_seen": steps * s.batch_size * dataset.block_size * world_size,
         "final_train_loss": result.training_loss,
         "stopped_early": callback.stopped,
         "documents": dataset.documents,
@@ -365,4 +384,5 @@ def run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, 
         "device": device,
         "precision": precision,
         "tokenizer_parity": parity,
+        "processes": world_size,
     }
