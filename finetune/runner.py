@@ -1,0 +1,259 @@
+"""One training job at a time, run in a background thread and followed through its progress.jsonl.
+
+A front end (the studio, a script) calls `start(settings)`, polls `status()` and may `cancel()`.
+The job does not belong to the request that started it: closing the page that started it leaves it
+running, and every page sees the same job. Nothing here imports gradio.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shlex
+import threading
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from .errors import FinetuneError
+from .lora import LoraSettings
+from .scratch import ModelShape
+from .train import METRICS_FILE, PROGRESS_FILE, STOP_FILE, TrainSettings
+
+log = logging.getLogger(__name__)
+
+FINISHED = ("done", "stopped", "error")
+LOG_LINES = 200  # status() keeps the newest lines only: a long run must not grow every poll
+
+
+class JobBusy(FinetuneError):
+    """A training job is already running in this process."""
+
+
+@dataclass
+class JobStatus:
+    """What a UI shows about the current (or last) job, derived from its progress.jsonl."""
+    state: str = "idle"          # idle, running, stopping, done, stopped, error
+    out: str = ""                # the run's output folder
+    model: str = ""              # the base model ("scratch" for a new model)
+    method: str = ""
+    command: str = ""            # the equivalent `python -m finetune …` command
+    step: int = 0
+    max_steps: int = 0
+    eta_seconds: float | None = None
+    tokens_per_second: float | None = None
+    train_loss: list[list[float]] = field(default_factory=list)     # [step, loss] pairs
+    heldout_loss: list[list[float]] = field(default_factory=list)   # [step, loss] pairs, step 0 = before
+    log: list[str] = field(default_factory=list)
+    metrics: dict | None = None  # metrics.json once the run is saved
+    error: str = ""
+    error_kind: str = ""         # the exception's class name, for a translated message
+    events: int = 0              # lines read so far; a poller can skip redrawing when unchanged
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("running", "stopping")
+
+    @property
+    def fraction(self) -> float:
+        if self.state in ("done", "stopped"):
+            return 1.0
+        return min(1.0, self.step / self.max_steps) if self.max_steps else 0.0
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)} | {"fraction": round(self.fraction, 4)}
+
+
+def read_events(path: Path) -> list[dict]:
+    """The events of a progress.jsonl; a last line still being written is skipped."""
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return events
+
+
+def event_line(e: dict) -> str | None:
+    """One human-readable log line per event (the CLI prints the same facts)."""
+    kind = e["event"]
+    if kind in ("start", "resume"):
+        return (f"{kind}: {e['model']} ({e['method']}) on {e['device']}/{e['precision']}, "
+                f"{e['train_tokens']} training tokens, {e['heldout_tokens']} held out, {e['max_steps']} steps")
+    if kind == "step":
+        return (f"step {e['step']}/{e['max_steps']}  loss {e['loss']:.4f}  "
+                f"{e['tokens_per_second']:.0f} tok/s  ETA {e['eta_seconds']:.0f}s")
+    if kind == "eval":
+        return f"step {e['step']}  held-out loss {e['heldout_loss']:.4f}  perplexity {e['heldout_perplexity']:.2f}"
+    if kind in ("done", "stopped"):
+        return (f"{kind}: held-out perplexity {e['heldout_perplexity_before']:.2f} -> "
+                f"{e['heldout_perplexity_after']:.2f} after {e['steps']} steps ({e['seconds']} s)")
+    if kind == "error":
+        return f"error: {e['message']}"
+    return None
+
+
+def status_from_events(events: list[dict], status: JobStatus) -> JobStatus:
+    """Fill `status` from a run's events, oldest first."""
+    for e in events:
+        kind = e["event"]
+        if kind in ("start", "resume"):
+            status.model, status.method = e["model"], e["method"]
+            status.max_steps = e["max_steps"]
+        elif kind == "step":
+            status.step, status.max_steps = e["step"], e["max_steps"]
+            status.eta_seconds, status.tokens_per_second = e["eta_seconds"], e["tokens_per_second"]
+            status.train_loss.append([e["step"], e["loss"]])
+        elif kind == "eval":
+            status.heldout_loss.append([e["step"], e["heldout_loss"]])
+        elif kind in ("done", "stopped"):
+            status.state, status.step, status.eta_seconds = kind, e["steps"], 0.0
+        elif kind == "error":
+            status.state, status.error, status.error_kind = "error", e["message"], e.get("kind", "")
+        line = event_line(e)
+        if line:
+            status.log.append(line)
+    status.log = status.log[-LOG_LINES:]
+    status.events = len(events)
+    return status
+
+
+def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> str:
+    """The `python -m finetune train …` (or `scratch …`) command that runs the same job. Flags at
+    their default values are left out."""
+    defaults = TrainSettings()
+    args = ["python", "-m", "finetune", "scratch" if shape else "train"]
+    if not shape:
+        args += ["--model", settings.model]
+        if settings.method != defaults.method:
+            args += ["--method", settings.method]
+    args += ["--data", *(settings.data or ["DATA"]), "--out", settings.out or "OUT"]
+    if settings.max_steps > 0:
+        args += ["--max-steps", settings.max_steps]
+    elif settings.epochs != defaults.epochs:
+        args += ["--epochs", settings.epochs]
+    for name in ("block_size", "batch_size", "lr", "heldout", "seed", "device", "precision", "eval_steps",
+                 "warmup_steps"):
+        value = getattr(settings, name)
+        if value != getattr(defaults, name):
+            args += ["--" + name.replace("_", "-"), value]
+    if settings.method == "lora" and not shape:
+        for name in ("r", "alpha", "dropout"):
+            value = getattr(settings.lora, name)
+            if value != getattr(LoraSettings(), name):
+                args += [f"--lora-{name}", value]
+    if shape:
+        for name in ("vocab_size", "layers", "width", "heads", "context"):
+            value = getattr(shape, name)
+            if value != getattr(ModelShape(), name):
+                args += ["--" + name.replace("_", "-"), value]
+    return " ".join(shlex.quote(str(a)) for a in args)
+
+
+def run_folder_name() -> str:
+    return time.strftime("run-%Y%m%d-%H%M%S")
+
+
+def finished_runs(runs_dir: str | Path) -> list[Path]:
+    """Output folders under `runs_dir` that hold a saved model (metrics.json), newest first."""
+    runs_dir = Path(runs_dir)
+    if not runs_dir.is_dir():
+        return []
+    done = [p.parent for p in runs_dir.glob(f"*/{METRICS_FILE}")]
+    return sorted(done, key=lambda p: (p / METRICS_FILE).stat().st_mtime, reverse=True)
+
+
+class TrainingJob:
+    """The one training job of this process. Every method is safe to call from any thread."""
+
+    def __init__(self, runs_dir: str | Path):
+        self.runs_dir = Path(runs_dir)
+        self.lock = threading.Lock()
+        self.thread: threading.Thread | None = None
+        self.stop = threading.Event()
+        self.out: Path | None = None
+        self.command = ""
+        self.failure: tuple[str, str] | None = None   # (message, kind) of an error raised before logging began
+        self.result: dict | None = None               # the metrics of the last finished run
+
+    def start(self, settings: TrainSettings, shape: ModelShape | None = None) -> JobStatus:
+        """Start training in a background thread: `scratch` when `shape` is given, else fine-tuning
+        `settings.model`. An empty `settings.out` gets a new folder under runs_dir."""
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive():
+                raise JobBusy(f"a training run is already in progress ({self.out}); "
+                              "wait for it to finish or cancel it first")
+            if not settings.out:
+                settings.out = str(self.free_folder())
+            self.out = Path(settings.out)
+            self.command = command_line(settings, shape)
+            self.stop = threading.Event()
+            self.failure, self.result = None, None
+            self.thread = threading.Thread(target=self.run, args=(settings, shape, self.stop),
+                                           name="training", daemon=True)
+            self.thread.start()
+        return self.status()
+
+    def free_folder(self) -> Path:
+        """A new run folder name; a second start within the same second gets a suffix."""
+        base = self.runs_dir / run_folder_name()
+        folder, n = base, 1
+        while folder.exists():
+            n += 1
+            folder = base.with_name(f"{base.name}-{n}")
+        return folder
+
+    def run(self, settings: TrainSettings, shape: ModelShape | None, stop: threading.Event):
+        from .scratch import scratch
+        from .train import train
+        try:
+            if shape:
+                metrics = scratch(settings, shape, stop=stop)
+            else:
+                metrics = train(settings, stop=stop)
+        except (FinetuneError, ValueError) as err:
+            self.failure = (str(err), type(err).__name__)
+        except Exception as err:  # a bug, not a user error: keep the traceback in the server log
+            log.exception("training failed")
+            self.failure = (f"internal error: {type(err).__name__}: {err}", type(err).__name__)
+        else:
+            self.result = metrics
+
+    def cancel(self) -> JobStatus:
+        """Ask the running job to stop after its current step; it then saves what it has learned.
+        Both the stop flag and a STOP file are used, so a job in another process stops too."""
+        with self.lock:
+            if self.thread is not None and self.thread.is_alive():
+                self.stop.set()
+                if self.out is not None and self.out.is_dir():
+                    (self.out / STOP_FILE).touch()
+        return self.status()
+
+    def status(self) -> JobStatus:
+        with self.lock:
+            out, thread, failure, command = self.out, self.thread, self.failure, self.command
+            stopping = self.stop.is_set()
+        if out is None:
+            return JobStatus()
+        status = status_from_events(read_events(out / PROGRESS_FILE),
+                                    JobStatus(state="running", out=str(out), command=command))
+        alive = thread is not None and thread.is_alive()
+        if alive and stopping and status.state == "running":
+            status.state = "stopping"
+        if not alive and status.state in ("running", "stopping"):
+            # The thread ended without a final event: it failed before progress.jsonl was begun.
+            status.state = "error"
+            status.error, status.error_kind = failure or ("training ended without a result", "")
+        if status.state in ("done", "stopped"):
+            metrics_file = out / METRICS_FILE
+            status.metrics = json.loads(metrics_file.read_text(encoding="utf-8")) if metrics_file.is_file() else None
+        return status
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        """Block until the job ends (or `timeout` seconds pass); the status then."""
+        thread = self.thread
+        if thread is not None:
+            thread.join(timeout)
+        return self.status()
