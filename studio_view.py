@@ -1,0 +1,297 @@
+"""How the studio shows the engine's results: HTML, Markdown and tables built from plain data.
+
+Every function takes data (dicts, reports, paths) and the page language, and returns something a
+Gradio component displays. Nothing here loads models or changes files.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+
+from studio_text import job_error_text, say
+
+SPAN_COLOURS = 5  # neighbouring tokens cycle through this many background colours (CSS .c0 … .c4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens
+
+def token_details(token_view, model: str, parity) -> dict:
+    """The /tokenize answer: everything the token view shows, as JSON."""
+    spans = without_overlap([piece for span in token_view.spans for piece in per_character(asdict(span))])
+    return {"model": model, "tokens": token_view.tokens, "ids": token_view.ids, "count": token_view.count,
+            "characters": token_view.characters, "chars_per_token": token_view.chars_per_token,
+            "parity": parity.status, "parity_mismatches": parity.mismatches, "spans": spans}
+
+
+def without_overlap(spans: list[dict]) -> list[dict]:
+    """A lone ▁ (the word-start marker sentencepiece puts before a word it cannot spell) gets the
+    offsets of the character after it, which the next token covers as well; it covers no text."""
+    for span, after in zip(spans, spans[1:]):
+        if span["tokens"] == ["▁"] and span["text"].strip() and after["text"].startswith(span["text"]):
+            span["text"] = ""
+    return spans
+
+
+def utf8_length(lead: int) -> int:
+    """Bytes in the UTF-8 sequence that starts with byte `lead`."""
+    return 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
+def per_character(span: dict) -> list[dict]:
+    """A byte-fallback span split into one span per character it spells. The tokenizer gives a
+    run of unknown characters one offset range, so their bytes arrive as a single span; a span
+    whose bytes do not decode to exactly its text is left whole."""
+    if span["kind"] != "byte":
+        return [span]
+    values = [int(token[3:5], 16) for token in span["tokens"]]
+    pieces, i = [], 0
+    while i < len(values):
+        n = utf8_length(values[i])
+        pieces.append((i, i + n))
+        i += n
+    try:
+        chars = [bytes(values[a:b]).decode("utf-8") for a, b in pieces]
+    except UnicodeDecodeError:
+        return [span]
+    if chars != list(span["text"]):
+        return [span]
+    return [{"text": c, "tokens": span["tokens"][a:b], "ids": span["ids"][a:b], "kind": "byte"}
+            for c, (a, b) in zip(chars, pieces)]
+
+
+def model_name(model: str, lang: str) -> str:
+    """A short name for a model path: the embedded model by name, a run by its folder name."""
+    path = Path(model)
+    if path.name == "tiny-japanese-gpt2":
+        return say(lang, "embedded_model")
+    return path.name if path.is_dir() else model
+
+
+def span_html(span: dict, index: int) -> str:
+    """One token span: the exact text it covers, coloured by kind, with its token(s) and id(s) on hover."""
+    kind = span["kind"]
+    classes = ["tok", kind, f"c{index % SPAN_COLOURS}"]
+    text = span["text"]
+    if span["tokens"][0].startswith("▁"):
+        classes.append("wordstart")           # CSS draws the ▁ marker; the text stays exact
+    if text and not text.strip():
+        classes.append("nl" if "\n" in text else "ws")
+    if not text:
+        classes.append("empty")               # e.g. a lone ▁: CSS shows the token name instead
+    tip = " ".join(span["tokens"]) + " → " + " ".join(map(str, span["ids"]))
+    return (f'<span class="{" ".join(classes)}" title="{html.escape(tip)}" '
+            f'data-token="{html.escape(" ".join(span["tokens"]))}" data-ids="{" ".join(map(str, span["ids"]))}">'
+            f"{html.escape(text)}</span>")
+
+
+def parity_note(details: dict, lang: str) -> str:
+    status = details.get("parity")
+    if status == "mismatch":
+        return f'<div class="note warn">⚠ {html.escape(say(lang, "parity_mismatch"))}</div>'
+    if status == "repaired":
+        return f'<div class="note info">ℹ {html.escape(say(lang, "parity_repaired"))}</div>'
+    return ""
+
+
+def comparison_line(details: dict, other: dict, lang: str) -> str:
+    """How many tokens more or fewer than the other tokenizer needs for the same text."""
+    if not other or not other.get("count") or not details.get("count"):
+        return ""
+    ratio = details["count"] / other["count"]
+    return (f'<div class="compare-line">{html.escape(say(lang, "compare_line", other=model_name(other["model"], lang), ratio=ratio, diff=details["count"] - other["count"]))}</div>')
+
+
+def token_html(details: dict, lang: str, other: dict | None = None) -> str:
+    """Coloured spans, counts, ids in order, the legend and any tokenizer warning."""
+    if not details:
+        return ""
+    spans = "".join(span_html(span, i) for i, span in enumerate(details["spans"]))
+    counts = say(lang, "token_counts", count=details["count"], characters=details["characters"],
+                 ratio=details["chars_per_token"])
+    ids = ", ".join(map(str, details["ids"]))
+    legend = "".join(f'<span class="tok {kind} legend-item">{html.escape(say(lang, "kind_" + kind))}</span>'
+                     for kind in ("word", "byte", "unk", "special"))
+    return (f'<div class="token-view"><div class="token-model">{html.escape(model_name(details["model"], lang))}</div>'
+            f'{parity_note(details, lang)}'
+            f'<div class="tokens">{spans}</div>'
+            f'<div class="counts">{html.escape(counts)}</div>{comparison_line(details, other or {}, lang)}'
+            f'<div class="ids-label">{html.escape(say(lang, "ids_label"))}</div><div class="ids">[{ids}]</div>'
+            f'<div class="legend">{legend}</div></div>')
+
+
+# ---------------------------------------------------------------------------------------------
+# Runs and models
+
+def run_metrics(run: str | Path) -> dict:
+    path = Path(run) / "metrics.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def run_label(run: str | Path, lang: str) -> str:
+    """'run-20261127-101500 (LoRA, 41.2 → 20.3)': a run and what it achieved."""
+    metrics = run_metrics(run)
+    if not metrics:
+        return Path(run).name
+    method = "LoRA" if metrics.get("method") == "lora" else say(lang, "method_full_short")
+    return (f"{say(lang, 'trained_prefix')} {Path(run).name} ({method}, "
+            f"{metrics['heldout_perplexity_before']:.1f} → {metrics['heldout_perplexity_after']:.1f})")
+
+
+def run_choices(runs, lang: str) -> list[tuple[str, str]]:
+    return [(run_label(run, lang), str(run)) for run in runs]
+
+
+def mode_choices(lang: str) -> list[tuple[str, str]]:
+    return [(say(lang, "mode_complete"), "complete"), (say(lang, "mode_qa"), "qa")]
+
+
+def language_links(lang: str) -> str:
+    """Links that reload the page in the other language (the labels follow ?lang=)."""
+    return "**日本語** · [English](?lang=en)" if lang == "ja" else "[日本語](?lang=ja) · **English**"
+
+
+# ---------------------------------------------------------------------------------------------
+# Data check
+
+def file_lines(report, lang: str) -> list[str]:
+    """One line per input file: used (format, characters) or skipped (why)."""
+    lines = []
+    for f in report.files:
+        name = Path(f.name).name
+        if f.used:
+            lines.append(f"- ✓ `{name}`: {say(lang, 'file_used', format=f.format, documents=f.documents, characters=f.characters)}")
+        else:
+            lines.append(f"- ✗ `{name}`: {f.reason_ja if lang == 'ja' else f.reason}")
+        warnings = f.warnings_ja if lang == "ja" else f.warnings
+        lines += [f"  - ⚠ {w}" for w in warnings]
+    return lines
+
+
+def data_summary(report, lang: str, scratch: bool = False) -> str:
+    """The numbers training will use, as a table, then the files and any problem."""
+    t = report.totals
+    rows = [(say(lang, "sum_documents"), f"{t.documents:,}" + (f" (Q&A {t.qa_pairs:,})" if t.qa_pairs else "")),
+            (say(lang, "sum_characters"), f"{t.characters:,}")]
+    if t.tokens is not None:
+        rows += [(say(lang, "sum_tokens"), f"{t.tokens:,}"),
+                 (say(lang, "sum_heldout"), say(lang, "sum_heldout_value", share=t.heldout_share,
+                                                blocks=t.heldout_blocks, tokens=t.heldout_tokens)),
+                 (say(lang, "sum_blocks"), say(lang, "sum_blocks_value", blocks=t.train_blocks, size=t.block_size)),
+                 (say(lang, "sum_dropped"), f"{t.dropped_tokens:,}")]
+    table = [f"| {say(lang, 'sum_item')} | {say(lang, 'sum_value')} |", "|---|---|"]
+    table += [f"| {name} | {value} |" for name, value in rows]
+    parts = ["\n".join(table), "\n".join(file_lines(report, lang))]
+    if scratch:
+        parts.append(say(lang, "scratch_counts_note"))
+    if report.tokenizer_error:
+        parts.append(f"⚠ {report.tokenizer_error}")
+    if report.error:
+        parts.append(f"✗ **{report.error_ja if lang == 'ja' else report.error}**")
+    return "\n\n".join(parts)
+
+
+def block_preview(report, lang: str) -> str:
+    """The first packed blocks decoded back to text, as training will see them."""
+    if not report.blocks_preview:
+        return say(lang, "no_blocks")
+    parts = []
+    for block in report.blocks_preview:
+        title = say(lang, "block_title", index=block.index + 1, tokens=block.tokens)
+        if block.masked_tokens:
+            title += " · " + say(lang, "block_masked", masked=block.masked_tokens)
+        parts.append(f"**{title}**\n\n```text\n{block.text}\n```")
+    return "\n\n".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# Training status
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(round(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}" if seconds >= 60 else f"{seconds}s"
+
+
+LOG_TAIL = 12  # log lines shown: the newest; the whole log is the run's progress.jsonl
+
+
+def log_tail(status: dict) -> str:
+    return "\n".join(status.get("log", [])[-LOG_TAIL:])
+
+
+def progress_html(status: dict, lang: str) -> str:
+    """A progress bar with steps, ETA and speed."""
+    state = status.get("state", "idle")
+    if state == "idle":
+        return f'<div class="job idle">{html.escape(say(lang, "job_idle"))}</div>'
+    percent = round(100 * status.get("fraction", 0))
+    facts = [say(lang, "state_" + state)]
+    if status.get("max_steps"):
+        facts.append(say(lang, "job_steps", step=status["step"], total=status["max_steps"]))
+    if state in ("running", "stopping") and status.get("step"):
+        facts.append(say(lang, "job_eta", eta=duration(status.get("eta_seconds"))))
+    if status.get("tokens_per_second"):
+        facts.append(say(lang, "job_speed", speed=status["tokens_per_second"]))
+    line = " · ".join(facts)
+    return (f'<div class="job {state}" data-state="{state}"><div class="job-bar">'
+            f'<div class="job-fill" style="width:{percent}%"></div></div>'
+            f'<div class="job-line">{html.escape(line)} <span class="job-percent">{percent}%</span></div></div>')
+
+
+def loss_frame(status: dict, lang: str) -> pd.DataFrame | None:
+    """Training and held-out loss by step, one row per point, for gr.LinePlot. None until the first
+    training point: Gradio 6.31's plot keeps the series of its first drawing and never draws a
+    series that appears later (and nothing at all after an empty first frame). The held-out point
+    of step 0 always comes before it."""
+    if not status.get("train_loss"):
+        return None
+    rows = [(step, loss, say(lang, "series_train")) for step, loss in status["train_loss"]]
+    rows += [(step, loss, say(lang, "series_heldout")) for step, loss in status.get("heldout_loss", [])]
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def result_markdown(status: dict, lang: str) -> str:
+    """Before/after held-out perplexity once the run is saved; the reason when it failed."""
+    state = status.get("state")
+    if state == "error":
+        return f"✗ **{job_error_text(status.get('error', ''), status.get('error_kind', ''), lang)}**"
+    metrics = status.get("metrics")
+    if state not in ("done", "stopped") or not metrics:
+        return ""
+    before, after = metrics["heldout_perplexity_before"], metrics["heldout_perplexity_after"]
+    change = (after - before) / before if before and not math.isnan(before) else float("nan")
+    lines = [f"### {say(lang, 'result_title')}",
+             say(lang, "result_perplexity", before=before, after=after, change=change),
+             say(lang, "result_steps", steps=metrics["steps"], seconds=metrics["seconds"],
+                 speed=metrics["train_tokens_per_second"]),
+             say(lang, "result_folder", folder=status.get("out", ""))]
+    if state == "stopped":
+        lines.append(say(lang, "result_stopped"))
+    if status.get("command"):
+        lines.append(f"`{status['command']}`")
+    return "\n\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------
+# Playground and share
+
+def reply_text(reply: str, mode: str) -> str:
+    """A continuation is shown after an ellipsis (it goes on from the prompt); an answer as is."""
+    if mode == "qa":
+        return reply.strip() or "（…）"
+    return "…" + reply if reply else "…"
+
+
+def hub_note(reachable: bool, lang: str) -> str:
+    return say(lang, "hub_ok") if reachable else f"⚠ {say(lang, 'hub_unreachable')}"
+
+
+def pushed_markdown(url: str) -> str:
+    return f"✓ [{url}]({url})"
