@@ -194,7 +194,10 @@ def training_arguments(s: TrainSettings, device: str, precision: str, checkpoint
         fp16=precision == "fp16",
         eval_strategy="steps" if evaluate else "no",
         eval_steps=eval_steps,
-        logging_steps=max(1, min(10, eval_steps)),  # a live plot needs points early
+        # A live plot needs points early; logging on every checkpoint step lets the NaN guard veto
+        # a checkpoint before it is written.
+        logging_steps=math.gcd(max(1, min(10, eval_steps)), s.save_steps),
+        logging_nan_inf_filter=False,  # Trainer would hide NaN losses from the log; we must see them
         save_strategy="steps",
         save_steps=s.save_steps,
         save_total_limit=1,          # checkpoints exist only to resume; the result is saved apart

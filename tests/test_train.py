@@ -135,3 +135,28 @@ def test_sigkill_then_resume_continues_at_the_same_step(tiny_model, unseen_text,
     steps_after = [e["step"] for e in events[events.index(resume[0]):] if e["event"] == "step"]
     assert steps_after[0] > 4 and steps_after[-1] == 40
     assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
+
+
+def test_nan_loss_stops_with_a_clear_message_and_no_model(tiny_model, unseen_text, tmp_path):
+    """A model whose weights hold NaN: training stops at the first logged step, names the likely
+    causes, logs an error event, and leaves no final model behind."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from finetune.train import Diverged
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    weights = load_file(broken / "model.safetensors")
+    name = next(k for k in weights if k.endswith("ln_f.weight"))
+    weights[name] = torch.full_like(weights[name], float("nan"))
+    save_file(weights, broken / "model.safetensors", metadata={"format": "pt"})
+    out = tmp_path / "out"
+    settings = TrainSettings(model=str(broken), data=[str(unseen_text)], out=str(out), max_steps=20,
+                             block_size=64, device="cpu", save_steps=5)
+    with pytest.raises(Diverged, match="learning rate"):
+        train(settings)
+    assert not (out / "model.safetensors").exists() and not (out / "metrics.json").exists()
+    assert not list(out.glob("checkpoints/checkpoint-*"))  # the veto came before the first checkpoint
+    last = json.loads((out / "progress.jsonl").read_text(encoding="utf-8").splitlines()[-1])
+    assert last["event"] == "error" and "NaN" in last["message"]
