@@ -1,0 +1,257 @@
+"""The studio's callbacks called directly, then the same actions through gradio_client against a
+launched app. Everything runs offline on the embedded model, with tiny runs (block size 64)."""
+import os
+import socket
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-test-"))
+
+import gradio as gr  # noqa: E402
+
+import app  # noqa: E402
+from finetune.runner import JobStatus  # noqa: E402
+
+SENTENCE = "これはペンです。これはリンゴです。"
+QUICK = dict(block_size=64, batch_size=8, learning_rate=1e-3, device="cpu", seed=0)  # a few seconds per run
+
+
+@pytest.fixture(scope="module")
+def embedded(tiny_model):
+    return tiny_model
+
+
+def text_of(message: dict) -> str:
+    """A chat message's text; gradio_client returns content as a list of typed parts."""
+    content = message["content"]
+    return content if isinstance(content, str) else "".join(part.get("text", "") for part in content)
+
+
+def wait_for(predicate, timeout=120.0, every=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError("timed out")
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens
+
+def test_tokenize_gives_tokens_ids_counts_and_exact_spans(embedded):
+    details = app.tokenize(SENTENCE, embedded)
+    assert details["count"] == len(details["ids"]) == len(details["tokens"]) > 0
+    assert details["characters"] == len(SENTENCE) == 17
+    assert details["chars_per_token"] == round(17 / details["count"], 2)
+    assert "".join(span["text"] for span in details["spans"]) == SENTENCE
+    assert details["parity"] == "ok"
+
+
+def test_byte_fallback_spans_are_one_character_each(embedded):
+    text = "麤鸞龘🙂"
+    details = app.tokenize(text, embedded)
+    byte_spans = [s for s in details["spans"] if s["kind"] == "byte"]
+    assert byte_spans, "the embedded tokenizer should spell these rare characters in bytes"
+    assert all(len(s["text"]) == 1 and len(s["tokens"]) >= 2 for s in byte_spans)
+    assert "".join(s["text"] for s in details["spans"]) == text
+
+
+def test_token_view_html_shows_spans_ids_counts_and_comparison(embedded, rinna_like):
+    a = app.tokenize("ABC 鬱蒼としたPython🙂", embedded)
+    b = app.tokenize("ABC 鬱蒼としたPython🙂", str(rinna_like))
+    html_a, html_b = app.show_tokens(a, b, "ja")
+    assert 'class="tok byte' in html_a and "トークン" in html_a
+    assert ", ".join(map(str, a["ids"])) in html_a
+    assert "×" in html_a and "×" in html_b           # each view compares with the other
+    assert b["parity"] == "repaired" and "作り直しました" in html_b
+    assert 'class="tok unk' in html_b  # no byte fallback in rinna's tokenizer: unknowns are <unk>
+
+
+def test_unknown_model_is_a_japanese_error():
+    with pytest.raises(gr.Error) as err:
+        app.tokenize(SENTENCE, "/no/such/folder")
+    assert "モデルを読み込めません" in err.value.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
+    summary, blocks = app.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
+    for label in ("文書", "文字数", "トークン数", "検証用", "学習ブロック", "使われないトークン"):
+        assert label in summary
+    assert "unseen-ja.txt" in summary
+    assert "ブロック 1（64 トークン）" in blocks
+
+
+def test_pasted_text_is_used_and_no_text_is_an_error(embedded):
+    summary, _ = app.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
+    assert "Documents" in summary and "pasted.txt" in summary
+    with pytest.raises(gr.Error) as err:
+        app.check_data(None, "  ", embedded, 64, 0.1, 42, "ja")
+    assert "データに問題があります" in err.value.message
+
+
+def test_cli_command_reflects_the_form(embedded, unseen_text):
+    form = dict(base_model=embedded, method="lora", epochs=3, max_steps=10, learning_rate=0, batch_size=8,
+                block_size=64, device="cpu", heldout=0.1, seed=42, warmup_steps=0, precision="auto", lora_r=4,
+                lora_alpha=16, lora_dropout=0.05, vocab_size=6000, layers=4, width=256, heads=4)
+    command = app.cli_command([str(unseen_text)], "", *form.values())
+    assert command.startswith("python -m finetune train --model ")
+    for part in ("--method lora", "--max-steps 10", "--block-size 64", "--device cpu", "--lora-r 4"):
+        assert part in command
+    scratch = app.cli_command([str(unseen_text)], "", *{**form, "base_model": app.SCRATCH}.values())
+    assert scratch.startswith("python -m finetune scratch ") and "--model" not in scratch
+
+
+def test_bad_setting_is_a_japanese_error(unseen_text, embedded):
+    with pytest.raises(gr.Error) as err:
+        app.start_training([str(unseen_text)], "", embedded, "full", 3, 10, 0, 0, 64)
+    assert "設定値が正しくありません" in err.value.message
+    assert not app.JOB.status().running
+
+
+@pytest.fixture(scope="module")
+def finished_run(embedded, unseen_text):
+    """One short run through start_training, plus what a second start said meanwhile."""
+    status = app.start_training([str(unseen_text)], "", embedded, "full", max_steps=10, **QUICK)
+    assert status["state"] == "running"
+    with pytest.raises(gr.Error) as busy:
+        app.start_training([str(unseen_text)], "", embedded, "full", max_steps=10, **QUICK)
+    final = app.JOB.wait(300).to_dict()
+    return final, busy.value.message
+
+
+def test_training_finishes_with_metrics_and_a_plot(finished_run):
+    status, _ = finished_run
+    assert status["state"] == "done", status["error"]
+    assert status["metrics"]["steps"] == 10
+    assert status["metrics"]["heldout_perplexity_after"] < status["metrics"]["heldout_perplexity_before"]
+    assert status["train_loss"] and status["heldout_loss"][0][0] == 0
+    progress, frame, log, result, shown, run = app.show_status(status, "ja", "", "")
+    assert 'data-state="done"' in progress and "100%" in progress
+    assert set(frame["series"]) == {"学習", "検証"} and len(frame) >= 3
+    assert "step 10/10" in log and "検証パープレキシティ" in result and run == status["out"]
+    assert app.show_status(status, "ja", shown, run)[0] == gr.skip()  # unchanged since the last poll
+    assert "python -m finetune train" in status["command"] and "--max-steps 10" in status["command"]
+
+
+def test_second_start_is_told_a_job_is_running(finished_run):
+    _, message = finished_run
+    assert "別の学習が実行中です" in message
+
+
+def test_generate_streams_and_compare_uses_the_same_seed(finished_run, embedded):
+    run = finished_run[0]["out"]
+    steps = list(app.generate("「科学」とは", run, "complete", 12, 0.8, 0.95, 50, 1.1, 3, None))
+    assert len(steps) > 1                        # streamed: several partial histories
+    final = steps[-1]
+    assert final[0] == {"role": "user", "content": "「科学」とは"}
+    assert final[1]["role"] == "assistant" and len(final[1]["content"]) > 1
+    pairs = list(app.compare("「科学」とは", embedded, run, "complete", 12, 0.8, 0.95, 50, 1.1, 3, None, None))
+    base, tuned = pairs[-1]
+    assert tuned[1]["content"] == final[1]["content"]  # same model, prompt and seed: same text
+    assert base[1]["content"] != "…"
+    qa = list(app.generate("日本でいちばん高い山は？", run, "qa", 8, 0.8, 0.95, 50, 1.1, 0, None))[-1]
+    assert qa[0]["content"] == "日本でいちばん高い山は？"
+
+
+def test_zip_holds_a_loadable_model(finished_run):
+    path = app.make_zip(finished_run[0]["out"], False)
+    names = zipfile.ZipFile(path).namelist()
+    assert any(n.endswith("model.safetensors") for n in names)
+    assert any(n.endswith("config.json") for n in names)
+
+
+def test_push_offline_says_so_in_japanese(finished_run):
+    with pytest.raises(gr.Error) as err:
+        app.push_to_hub(finished_run[0]["out"], "my-model", True, "", None)
+    assert "オフライン" in err.value.message
+    assert "ZIP" in app.hub_note("ja")
+
+
+def test_cancel_stops_within_seconds_and_keeps_a_model(finished_run, embedded, unseen_text):
+    app.start_training([str(unseen_text)], "", embedded, "full", max_steps=500, **QUICK)
+    wait_for(lambda: app.JOB.status().step >= 1)
+    asked = time.monotonic()
+    assert app.cancel_training()["state"] in ("stopping", "stopped")
+    status = app.JOB.wait(60)
+    assert time.monotonic() - asked < 30
+    assert status.state == "stopped" and status.step < 500
+    assert (Path(status.out) / "model.safetensors").is_file()
+    assert "キャンセル" in app.view.result_markdown(status.to_dict(), "ja")
+
+
+@pytest.mark.parametrize("base, method", [(app.SCRATCH, "full"), (None, "lora")])
+def test_scratch_and_lora_runs_train_and_generate(base, method, embedded, unseen_text, finished_run):
+    tiny_shape = dict(vocab_size=1000, layers=1, width=32, heads=2)  # seconds, not minutes
+    app.start_training([str(unseen_text)], "", base or embedded, method, max_steps=3, **QUICK, **tiny_shape)
+    status = app.JOB.wait(300)
+    assert status.state == "done", status.error
+    assert status.metrics["method"] == method
+    assert status.metrics["base_model"] == ("scratch" if base else embedded)
+    assert app.run_base(status.out) == embedded   # the playground's "before" side
+    reply = list(app.generate("灯台の", status.out, "complete", 5, 0.8, 0.95, 50, 1.1, 0, None))[-1]
+    assert reply[1]["content"].startswith("…")
+
+
+def test_idle_status_renders():
+    assert "まだ" in app.view.progress_html(JobStatus().to_dict(), "ja")
+
+
+# ---------------------------------------------------------------------------------------------
+# The same through gradio_client
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def client(embedded):
+    from gradio_client import Client
+    port = free_port()
+    app.demo.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                            **app.launch_options())
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        app.demo.close()
+
+
+def test_client_tokenize_with_default_model(client):
+    result = client.predict(SENTENCE, api_name="/tokenize")
+    assert result["tokens"] and len(result["ids"]) == len(result["tokens"]) == result["count"]
+    assert result["model"] == app.EMBEDDED_MODEL
+
+
+def test_client_start_status_cancel_generate(client, unseen_text, embedded, finished_run):
+    from gradio_client import handle_file
+    started = client.predict(files=[handle_file(str(unseen_text))], base_model=embedded, max_steps=300,
+                             block_size=64, learning_rate=1e-3, device="cpu", api_name="/start_training")
+    assert started["state"] == "running"
+    wait_for(lambda: client.predict(api_name="/training_status")["step"] >= 1, timeout=180, every=1)
+    client.predict(api_name="/cancel_training")
+    status = wait_for(lambda: (s := client.predict(api_name="/training_status"))["state"] != "stopping"
+                      and s["state"] != "running" and s, timeout=60, every=1)
+    assert status["state"] == "stopped" and status["metrics"]["stopped_early"]
+    history = client.predict("「科学」とは", status["out"], api_name="/generate")
+    assert history[-1]["role"] == "assistant" and len(text_of(history[-1])) > 1
+    base, tuned = client.predict("「科学」とは", embedded, status["out"], api_name="/compare")
+    assert base[-1]["role"] == tuned[-1]["role"] == "assistant"
+    assert text_of(tuned[-1]) != "…"
+
+
+def test_api_names_are_listed_in_docs(client):
+    documented = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    for name in ("/tokenize", "/start_training", "/training_status", "/cancel_training", "/generate", "/compare"):
+        assert name in names
+    assert all(f"`{name}`" in documented for name in names), names

@@ -1,0 +1,214 @@
+"""The studio in a real browser: headless Chromium (Debian's) drives `python app.py`, offline, with the
+embedded model, through the whole journey: tokens, upload, train, cancel, finish, compare, zip.
+
+Screenshots of every tab go to test-artifacts/ (ignored by git) and the final ones to
+docs/screenshots/ for the README.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, UNSEEN
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+               "--no-first-run", "--disable-sync"]
+TRAINING = 120_000  # ms; a few steps of the embedded model on 2 CPU cores take seconds, loading more
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium (/usr/bin/chromium) is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_serving(port: int, server: subprocess.Popen, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise AssertionError(f"the app exited:\n{server.stdout.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("the app did not start listening")
+
+
+@pytest.fixture(scope="module")
+def studio(tiny_model, tmp_path_factory):
+    """`python app.py` on a free port, offline, with its work folder under tmp."""
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
+           "STUDIO_HOME": str(tmp_path_factory.mktemp("studio"))}
+    env.pop("PORT", None)
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_until_serving(port, server)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def page(studio):
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page.set_default_timeout(30_000)
+        page.goto(studio)
+        yield page
+        browser.close()
+
+
+def screenshot(page, name: str, publish: bool = False):
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    if publish:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, SCREENSHOTS / f"{name}.png")
+
+
+def open_tab(page, label: str):
+    page.get_by_role("tab", name=label).click()
+
+
+def set_number(page, elem_id: str, value):
+    field = page.locator(f"#{elem_id} input[type=number]")
+    field.fill(str(value))
+    field.press("Tab")
+
+
+def choose_model(page, elem_id: str, value: str):
+    """Type a Hub id or folder into a model dropdown."""
+    field = page.locator(f"#{elem_id} input")
+    field.fill(value)
+    field.press("Enter")
+
+
+def wait_until_still(page, selector: str, quiet: float = 2.0, timeout: float = 120):
+    """Wait until an element's text stops changing (a streamed reply has finished)."""
+    deadline, last, since = time.monotonic() + timeout, None, time.monotonic()
+    while time.monotonic() < deadline:
+        text = page.locator(selector).inner_text()
+        if text != last:
+            last, since = text, time.monotonic()
+        elif time.monotonic() - since >= quiet:
+            return text
+        time.sleep(0.25)
+    raise AssertionError(f"{selector} kept changing")
+
+
+def dismiss_messages(page):
+    """Close the error/warning pop-ups so that they do not cover the screenshots."""
+    for close in page.locator(".toast-close").all():
+        close.click()
+    page.locator(".toast-body").first.wait_for(state="detached", timeout=15_000)
+
+
+def job_state(page, state: str, timeout: int = TRAINING):
+    page.locator(f'#progress .job[data-state="{state}"]').wait_for(timeout=timeout)
+
+
+def test_journey(page, tmp_path, rinna_like):
+    # 1. Tokens: type a sentence, see its spans, ids and counts (the UI is Japanese by default).
+    page.get_by_role("tab", name="トークン").wait_for()
+    sentence = "吾輩は猫である。名前はまだ無い。"  # 吾 is not in the embedded vocabulary: bytes
+    page.locator("#sentence textarea").fill(sentence)
+    view = page.locator("#tokens-a")
+    page.wait_for_function("text => document.querySelector('#tokens-a .tokens')?.textContent === text", arg=sentence)
+    assert view.locator(".tok").count() >= 5
+    assert view.locator(".tok.byte").count() >= 1            # spelled in bytes, shown as one span
+    assert "トークン" in view.locator(".counts").inner_text()
+    assert view.locator(".ids").inner_text().startswith("[")
+    page.locator("#compare-on input").check()
+    # rinna/japanese-gpt2-xsmall (the default second tokenizer) is not reachable offline: say so …
+    page.locator(".toast-body").filter(has_text="モデルを読み込めません").first.wait_for()
+    screenshot(page, "1-tokens-offline-error")
+    # … and compare with a rinna-shaped tokenizer folder instead, typed in as a path.
+    choose_model(page, "tok-model-b", str(rinna_like))
+    page.locator("#tokens-b .tok").first.wait_for()
+    assert page.locator("#tokens-b .tok.unk").count() >= 1   # no byte fallback there: 吾 is <unk>
+    dismiss_messages(page)
+    screenshot(page, "1-tokens", publish=True)
+
+    # 2. Training: upload a text, see the data summary and block preview.
+    open_tab(page, "学習")
+    page.locator("#files input[type=file]").set_input_files(str(UNSEEN))
+    page.locator("#data-summary table").wait_for(timeout=60_000)
+    assert "unseen-ja.txt" in page.locator("#data-summary").inner_text()
+    page.locator("#block-preview code").first.wait_for()
+    set_number(page, "block-size", 64)
+    page.locator("#block-preview").filter(has_text="64 トークン").wait_for(timeout=60_000)  # checked again
+    set_number(page, "learning-rate", 0.001)
+
+    # … a long run: watch the loss plot get points, then cancel it.
+    set_number(page, "max-steps", 400)
+    page.wait_for_function("() => document.querySelector('#cli-command')?.textContent.includes('--max-steps 400')")
+    page.locator("#start").click()
+    page.wait_for_function("() => document.querySelector('#log textarea')?.value.includes('step 20/')",
+                           timeout=TRAINING)
+    page.locator("#loss-plot .mark-line path").first.wait_for()   # the plot has drawn its loss lines
+    screenshot(page, "2-training-running")
+    page.locator("#cancel").click()
+    job_state(page, "stopped", timeout=60_000)
+    assert "キャンセル" in page.locator("#result").inner_text()
+
+    # … a short run to the end: before/after perplexity.
+    set_number(page, "max-steps", 12)
+    page.wait_for_function("() => document.querySelector('#cli-command')?.textContent.includes('--max-steps 12')")
+    page.locator("#start").click()
+    job_state(page, "running", timeout=30_000)
+    job_state(page, "done")
+    page.wait_for_function("() => document.querySelectorAll('#loss-plot .mark-line path').length >= 2")  # both curves
+    result = page.locator("#result").inner_text()
+    assert "検証パープレキシティ" in result and "→" in result
+    screenshot(page, "2-training", publish=True)
+
+    # 3. Playground: base and fine-tuned side by side on one prompt and seed.
+    open_tab(page, "試す")
+    page.locator("#side-by-side input").check()
+    page.locator("#send-compare").wait_for()
+    page.locator("#prompt textarea").fill("「科学」とは")
+    page.locator("#send-compare").click()
+    for chat in ("#chat-base", "#chat-tuned"):
+        page.wait_for_function(
+            "sel => { const t = document.querySelector(sel)?.innerText || ''; return t.includes('「科学」とは') && t.split('…').length > 1 && t.trim().length > 12; }",
+            arg=chat, timeout=TRAINING)
+    wait_until_still(page, "#chat-tuned")
+    screenshot(page, "3-playground", publish=True)
+
+    # 4. Share: the finished run as a zip, downloaded by the browser.
+    open_tab(page, "共有")
+    page.locator("#hub-state").filter(has_text="ZIP").wait_for()
+    page.locator("#make-zip").click()
+    link = page.locator("#zip-file a").first
+    link.wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        link.click()
+    saved = tmp_path / "model.zip"
+    download.value.save_as(saved)
+    assert any(n.endswith("model.safetensors") for n in zipfile.ZipFile(saved).namelist())
+    screenshot(page, "4-share", publish=True)
+
+
+def test_english_switch(page, studio):
+    page.goto(studio + "?lang=en")
+    page.get_by_role("tab", name="Training").wait_for()
+    page.locator("#tokens-a .counts").filter(has_text="tokens").wait_for()
+    screenshot(page, "5-english")
