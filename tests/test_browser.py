@@ -128,7 +128,7 @@ def job_state(page, state: str, timeout: int = TRAINING):
 def test_journey(page, tmp_path, rinna_like):
     # 1. Tokens: type a sentence, see its spans, ids and counts (the UI is Japanese by default).
     page.get_by_role("tab", name="トークン").wait_for()
-    sentence = "吾輩は猫である。名前はまだ無い。"  # 吾 is not in the embedded vocabulary: bytes
+    sentence = "吾輩は猫である。名前は龘（とう）。"  # 龘 is in no vocabulary here: bytes, or <unk>
     page.locator("#sentence textarea").fill(sentence)
     view = page.locator("#tokens-a")
     page.wait_for_function("text => document.querySelector('#tokens-a .tokens')?.textContent === text", arg=sentence)
@@ -143,7 +143,7 @@ def test_journey(page, tmp_path, rinna_like):
     # … and compare with a rinna-shaped tokenizer folder instead, typed in as a path.
     choose_model(page, "tok-model-b", str(rinna_like))
     page.locator("#tokens-b .tok").first.wait_for()
-    assert page.locator("#tokens-b .tok.unk").count() >= 1   # no byte fallback there: 吾 is <unk>
+    assert page.locator("#tokens-b .tok.unk").count() >= 1   # no byte fallback there: 龘 is <unk>
     dismiss_messages(page)
     screenshot(page, "1-tokens", publish=True)
 
