@@ -23,46 +23,10 @@ SPAN_COLOURS = 5  # neighbouring tokens cycle through this many background colou
 
 def token_details(token_view, model: str, parity) -> dict:
     """The /tokenize answer: everything the token view shows, as JSON."""
-    spans = without_overlap([piece for span in token_view.spans for piece in per_character(asdict(span))])
     return {"model": model, "tokens": token_view.tokens, "ids": token_view.ids, "count": token_view.count,
             "characters": token_view.characters, "chars_per_token": token_view.chars_per_token,
-            "parity": parity.status, "parity_mismatches": parity.mismatches, "spans": spans}
-
-
-def without_overlap(spans: list[dict]) -> list[dict]:
-    """A lone ▁ (the word-start marker sentencepiece puts before a word it cannot spell) gets the
-    offsets of the character after it, which the next token covers as well; it covers no text."""
-    for span, after in zip(spans, spans[1:]):
-        if span["tokens"] == ["▁"] and span["text"].strip() and after["text"].startswith(span["text"]):
-            span["text"] = ""
-    return spans
-
-
-def utf8_length(lead: int) -> int:
-    """Bytes in the UTF-8 sequence that starts with byte `lead`."""
-    return 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
-
-
-def per_character(span: dict) -> list[dict]:
-    """A byte-fallback span split into one span per character it spells. The tokenizer gives a
-    run of unknown characters one offset range, so their bytes arrive as a single span; a span
-    whose bytes do not decode to exactly its text is left whole."""
-    if span["kind"] != "byte":
-        return [span]
-    values = [int(token[3:5], 16) for token in span["tokens"]]
-    pieces, i = [], 0
-    while i < len(values):
-        n = utf8_length(values[i])
-        pieces.append((i, i + n))
-        i += n
-    try:
-        chars = [bytes(values[a:b]).decode("utf-8") for a, b in pieces]
-    except UnicodeDecodeError:
-        return [span]
-    if chars != list(span["text"]):
-        return [span]
-    return [{"text": c, "tokens": span["tokens"][a:b], "ids": span["ids"][a:b], "kind": "byte"}
-            for c, (a, b) in zip(chars, pieces)]
+            "parity": parity.status, "parity_mismatches": parity.mismatches,
+            "spans": [asdict(span) for span in token_view.spans]}
 
 
 def model_name(model: str, lang: str) -> str:

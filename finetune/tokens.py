@@ -213,19 +213,46 @@ def span_kind(tokenizer, token: str, token_id: int) -> str:
     return "word" if token.startswith("▁") else "piece"
 
 
+def utf8_length(lead: int) -> int:
+    """Bytes in the UTF-8 sequence that starts with byte `lead`."""
+    return 1 if lead < 0xC0 else 2 if lead < 0xE0 else 3 if lead < 0xF0 else 4
+
+
+def byte_spans(tokens: list[str], ids: list[int]) -> list[TokenSpan]:
+    """A run of byte-fallback tokens as one span per character they spell. (The tokenizer gives a
+    run of unknown characters a single offset range, so offsets cannot split it.)"""
+    values = [int(tok[3:5], 16) for tok in tokens]
+    spans, i = [], 0
+    while i < len(values):
+        n = utf8_length(values[i])
+        char = bytes(values[i:i + n]).decode("utf-8", errors="replace")
+        spans.append(TokenSpan(char, tokens[i:i + n], ids[i:i + n], "byte"))
+        i += n
+    return spans
+
+
 def token_view(tokenizer, text: str) -> TokenView:
     """Tokens, ids and the exact text span of each token (no special tokens added)."""
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     tokens = tokenizer.convert_ids_to_tokens(ids)
     spans: list[TokenSpan] = []
-    for tok_id, tok, (start, end) in zip(ids, tokens, offsets):
-        kind = span_kind(tokenizer, tok, tok_id)
-        last = spans[-1] if spans else None
-        if kind == "byte" and last is not None and last.kind == "byte" and last_offsets == (start, end):
-            last.tokens.append(tok)
-            last.ids.append(tok_id)
+    i = 0
+    while i < len(ids):
+        kind = span_kind(tokenizer, tokens[i], ids[i])
+        if kind == "byte":
+            j = i
+            while j < len(ids) and span_kind(tokenizer, tokens[j], ids[j]) == "byte":
+                j += 1
+            spans += byte_spans(tokens[i:j], ids[i:j])
+            i = j
             continue
-        spans.append(TokenSpan(text[start:end], [tok], [tok_id], kind))
-        last_offsets = (start, end)
+        start, end = offsets[i]
+        covered = text[start:end]
+        if tokens[i] == "▁" and covered.strip():
+            # A lone word-start marker (sentencepiece's dummy prefix before a word it spells with
+            # other pieces) is given the next character's offsets; it covers no text of its own.
+            covered = ""
+        spans.append(TokenSpan(covered, [tokens[i]], [ids[i]], kind))
+        i += 1
     return TokenView(spans, list(ids), tokens, len(text))

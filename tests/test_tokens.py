@@ -80,3 +80,17 @@ def test_token_view_spans_cover_the_text_and_group_bytes(tiny_model):
     assert len(emoji) == 1 and emoji[0].kind == "byte" and len(emoji[0].ids) == 4
     assert view.count == len(view.ids) == len(view.tokens)
     assert view.characters == len(text)
+
+
+def test_token_view_splits_a_run_of_unknown_characters_per_character(tiny_model):
+    tok, _ = load_tokenizer(tiny_model)
+    view = token_view(tok, "龘靐😀")
+    assert [s.text for s in view.spans] == ["龘", "靐", "😀"]
+    assert all(s.kind == "byte" for s in view.spans) and [len(s.ids) for s in view.spans] == [3, 3, 4]
+
+
+def test_token_view_lone_word_start_marker_covers_no_text(rinna_like):
+    tok, _ = load_tokenizer(str(rinna_like))
+    view = token_view(tok, "ゑ")  # rinna-like: dummy-prefix ▁, then the character
+    assert "".join(s.text for s in view.spans) == "ゑ"
+    assert view.spans[0].tokens == ["▁"] and view.spans[0].text == ""
