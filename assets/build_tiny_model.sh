@@ -9,6 +9,6 @@ staging=assets/.tiny-japanese-gpt2.new
 rm -rf "$staging"
 python -m finetune scratch --data assets/corpus --out "$staging" \
   --vocab-size 6000 --layers 4 --width 256 --heads 4 --context 512 \
-  --epochs 10 --batch-size 16 --lr 2e-3 --warmup-steps 30 --heldout 0.05 --seed 1 --device cpu "$@"
+  --epochs 6 --batch-size 16 --lr 2e-3 --warmup-steps 30 --heldout 0.05 --seed 1 --device cpu "$@"
 rm -rf assets/tiny-japanese-gpt2
 mv "$staging" assets/tiny-japanese-gpt2
