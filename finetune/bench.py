@@ -76,7 +76,7 @@ class StepClock:
 def seed_recipe(blocks, device: str, steps: int, warmup: int):
     """The article's recipe on today's transformers: DataCollatorForLanguageModeling(mlm=False) over
     128-token blocks, Trainer with default TrainingArguments (batch 8, fp32, AdamW, lr 5e-5)."""
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+    from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
     from .models import EMBEDDED_MODEL
     from .tokens import load_tokenizer
     tokenizer, _ = load_tokenizer(EMBEDDED_MODEL)
@@ -87,8 +87,10 @@ def seed_recipe(blocks, device: str, steps: int, warmup: int):
         args = TrainingArguments(output_dir=tmp, use_cpu=device == "cpu", max_steps=steps + warmup,
                                  per_device_train_batch_size=8, report_to=[], save_strategy="no",
                                  logging_steps=10**9, disable_tqdm=True, seed=0)
-        Trainer(model=model, args=args, train_dataset=rows, callbacks=[clock],
-                data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False)).train()
+        trainer = Trainer(model=model, args=args, train_dataset=rows, callbacks=[clock],
+                          data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
+        trainer.remove_callback(PrinterCallback)  # keep stdout to one JSON line per figure
+        trainer.train()
     return model, clock.end - clock.start
 
 
