@@ -125,8 +125,15 @@ class ProgressLog:
             self.on_event(record)
 
 
-def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per_step: int):
-    """A TrainerCallback that times optimizer steps, logs progress and honours the stop flag."""
+def eval_interval(s: TrainSettings, total_steps: int) -> int:
+    return s.eval_steps or max(1, total_steps // 10)
+
+
+def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per_step: int,
+                  dataset: Dataset, batch_size: int, eval_every: int):
+    """A TrainerCallback that times optimizer steps, logs progress, measures the held-out loss every
+    `eval_every` steps (with evaluate.heldout_loss, the same measure as before/after: Trainer's own
+    evaluation divides by one token per block too many), and honours the stop flag."""
     from transformers import TrainerCallback
 
     class Progress(TrainerCallback):
@@ -147,6 +154,10 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
             if stop.is_set() or (out / STOP_FILE).exists():
                 self.stopped = True
                 control.should_training_stop = True
+            step = state.global_step
+            if len(dataset.heldout_blocks) and (step % eval_every == 0 or step == state.max_steps):
+                loss = heldout_loss(kw["model"], dataset.heldout_blocks, batch_size, dataset.heldout_labels)
+                log.write("eval", step=step, heldout_loss=loss, heldout_perplexity=perplexity(loss))
 
         @property
         def tokens_per_second(self) -> float:
@@ -162,10 +173,7 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
                 control.should_training_stop = True
                 control.should_save = False
                 return
-            if "eval_loss" in logs:
-                log.write("eval", step=state.global_step, heldout_loss=logs["eval_loss"],
-                          heldout_perplexity=perplexity(logs["eval_loss"]))
-            elif "loss" in logs:
+            if "loss" in logs:
                 per_step = self.step_seconds / max(self.steps_timed, 1)
                 log.write("step", step=state.global_step, max_steps=state.max_steps,
                           epoch=round(state.epoch or 0.0, 3), loss=logs["loss"],
@@ -175,15 +183,13 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
     return Progress()
 
 
-def training_arguments(s: TrainSettings, device: str, precision: str, checkpoints: Path, total_steps: int,
-                       evaluate: bool):
+def training_arguments(s: TrainSettings, device: str, precision: str, checkpoints: Path, total_steps: int):
     """TrainingArguments for this run; every choice that differs from Trainer's defaults is explained."""
     from transformers import TrainingArguments
-    eval_steps = s.eval_steps or max(1, total_steps // 10)
+    eval_steps = eval_interval(s, total_steps)
     return TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=s.batch_size,
-        per_device_eval_batch_size=s.batch_size,
         learning_rate=s.learning_rate,
         num_train_epochs=s.epochs,
         max_steps=s.max_steps,
@@ -192,8 +198,7 @@ def training_arguments(s: TrainSettings, device: str, precision: str, checkpoint
         use_cpu=device == "cpu",
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        eval_strategy="steps" if evaluate else "no",
-        eval_steps=eval_steps,
+        eval_strategy="no",  # the progress callback measures the held-out part itself
         # A live plot needs points early; logging on every checkpoint step lets the NaN guard veto
         # a checkpoint before it is written.
         logging_steps=math.gcd(max(1, min(10, eval_steps)), s.save_steps),
@@ -332,12 +337,10 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
         from peft import get_peft_model
         model = get_peft_model(model, lora_config(s.lora, model.config.model_type))
 
-    callback = make_callback(log, out, stop, s.batch_size * dataset.block_size)
-    args = training_arguments(s, device, precision, out / "checkpoints", total_steps,
-                              evaluate=len(dataset.heldout_blocks) > 0)
+    callback = make_callback(log, out, stop, s.batch_size * dataset.block_size, dataset, s.batch_size,
+                             eval_interval(s, total_steps))
+    args = training_arguments(s, device, precision, out / "checkpoints", total_steps)
     trainer = Trainer(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks, dataset.train_labels),
-                      eval_dataset=BlockDataset(dataset.heldout_blocks, dataset.heldout_labels)
-                      if len(dataset.heldout_blocks) else None,
                       callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
     started = time.perf_counter()
