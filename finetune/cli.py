@@ -298,9 +298,12 @@ def build_parser() -> Parser:
 
 def quiet_libraries():
     """Keep the terminal for our own progress lines: no download bars or library chatter."""
+    import warnings
+
     from transformers.utils import logging
     logging.set_verbosity_error()
     logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation notices about their own internals
 
 
 def main(argv=None) -> int:

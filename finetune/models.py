@@ -60,10 +60,11 @@ def resolve_source(name: str) -> ModelSource:
         adapter_config = folder / "adapter_config.json"
         if adapter_config.is_file():
             base = json.loads(adapter_config.read_text(encoding="utf-8")).get("base_model_name_or_path")
-            return ModelSource(name, str(folder), True, adapter=True, base=base)
+            return ModelSource(name, str(folder.resolve()), True, adapter=True, base=base)
         if not (folder / "config.json").is_file():
             raise ModelNotAvailable(f"{name} is a folder but holds no model (config.json is missing)")
-        return ModelSource(name, str(folder), True)
+        # Absolute, so that a LoRA adapter records a base path that works from any directory.
+        return ModelSource(name, str(folder.resolve()), True)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotAvailable(f"{name}: no such folder")
     if is_cached(name):
