@@ -35,10 +35,21 @@ class GenerationSettings:
             raise ValueError(f"repetition penalty must be between 0.5 and 3, got {self.repetition_penalty}")
 
 
-def generate_kwargs(model, tokenizer, settings: GenerationSettings) -> dict:
+def room_for(model, prompt_length: int, wanted: int) -> int:
+    """New tokens that fit in the model's context after the prompt (GPT-2 cannot read past
+    n_positions); at least 1, or the prompt itself is refused as too long."""
+    context = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if context is None:
+        return wanted
+    if prompt_length >= context:
+        raise ValueError(f"the prompt is {prompt_length} tokens; this model reads at most {context}")
+    return min(wanted, context - prompt_length)
+
+
+def generate_kwargs(model, tokenizer, settings: GenerationSettings, prompt_length: int) -> dict:
     """Arguments for `model.generate` (greedy when temperature is 0)."""
     sample = settings.temperature > 0
-    kwargs = dict(max_new_tokens=settings.max_new_tokens, do_sample=sample,
+    kwargs = dict(max_new_tokens=room_for(model, prompt_length, settings.max_new_tokens), do_sample=sample,
                   repetition_penalty=settings.repetition_penalty,
                   pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     if sample:
@@ -54,27 +65,38 @@ def prompt_tensor(model, tokenizer, prompt: str) -> torch.Tensor:
 
 
 def stream(model, tokenizer, prompt: str, settings: GenerationSettings | None = None):
-    """Yield the continuation of `prompt` piece by piece as it is generated."""
-    from transformers import TextIteratorStreamer
+    """Yield the continuation of `prompt` piece by piece as it is generated. Closing the generator
+    early (a Stop button, a closed page) stops the generation at the next token, releasing the
+    sampling lock for other users."""
+    from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
     settings = settings or GenerationSettings()
     input_ids = prompt_tensor(model, tokenizer, prompt)
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+    abandoned = threading.Event()
     errors: list[BaseException] = []
+
+    class WhenAbandoned(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            return abandoned.is_set()
 
     def run():
         with SAMPLING_LOCK, torch.no_grad():
             torch.manual_seed(settings.seed)
             try:
                 model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                               streamer=streamer, **generate_kwargs(model, tokenizer, settings))
+                               streamer=streamer, stopping_criteria=StoppingCriteriaList([WhenAbandoned()]),
+                               **generate_kwargs(model, tokenizer, settings, input_ids.shape[1]))
             except BaseException as err:  # re-raised in the caller's thread below
                 errors.append(err)
                 streamer.end()
 
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
-    yield from streamer
-    worker.join()
+    try:
+        yield from streamer
+    finally:
+        abandoned.set()
+        worker.join()
     if errors:
         raise errors[0]
 
@@ -86,5 +108,5 @@ def generate(model, tokenizer, prompt: str, settings: GenerationSettings | None 
     with SAMPLING_LOCK, torch.no_grad():
         torch.manual_seed(settings.seed)
         output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
-                                **generate_kwargs(model, tokenizer, settings))
+                                **generate_kwargs(model, tokenizer, settings, input_ids.shape[1]))
     return tokenizer.decode(output[0, input_ids.shape[1]:], skip_special_tokens=True)

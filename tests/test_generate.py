@@ -46,3 +46,27 @@ def test_greedy_and_bad_settings():
     for bad in (dict(max_new_tokens=0), dict(top_p=0), dict(top_k=-1), dict(temperature=-1)):
         with pytest.raises(ValueError):
             GenerationSettings(**bad)
+
+
+def test_closing_a_stream_early_stops_generation_and_frees_the_lock(tiny):
+    import time
+
+    from finetune.generate import SAMPLING_LOCK
+    model, tok = tiny
+    settings = GenerationSettings(seed=0, max_new_tokens=2048)
+    pieces = stream(model, tok, "今日は", settings)
+    next(pieces)
+    started = time.perf_counter()
+    pieces.close()
+    assert time.perf_counter() - started < 5
+    assert SAMPLING_LOCK.acquire(timeout=1)
+    SAMPLING_LOCK.release()
+
+
+def test_max_new_tokens_is_clamped_to_the_model_context(tiny):
+    model, tok = tiny
+    context = model.config.max_position_embeddings
+    settings = GenerationSettings(seed=0, max_new_tokens=2048, temperature=0, repetition_penalty=1.0)
+    ids = prompt_tensor(model, tok, "今日は")
+    text = generate(model, tok, "今日は", settings)
+    assert len(tok.encode(text, add_special_tokens=False)) <= context - ids.shape[1] + 5
