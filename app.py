@@ -19,7 +19,7 @@ from finetune.devices import describe_devices
 from finetune.errors import FinetuneError
 from finetune.generate import GenerationSettings, stream
 from finetune.lora import LoraSettings
-from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, hub_reachable
+from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, ModelPolicy, hub_reachable
 from finetune.prepare import PrepareSettings, prepare
 from finetune.qa import prompt_for
 from finetune.runner import TrainingJob, command_line, finished_runs
@@ -38,8 +38,12 @@ T = I18N  # T("key"): a label translated in the browser (Japanese unless ?lang=e
 # Shared objects
 
 WORK = Path(os.environ.get("STUDIO_HOME", "runs/studio"))  # runs, staged uploads and zips go here
-JOB = TrainingJob(WORK / "runs")
-MODELS = ModelCache(max_models=3)  # base and tuned side by side, plus one being looked at
+# Model folders a visitor may open: the embedded model's folder and the app's own runs. More can be
+# added for a local studio with STUDIO_MODEL_ROOTS (folders separated by os.pathsep).
+POLICY = ModelPolicy(tuple([str(Path(EMBEDDED_MODEL).parent), str(WORK)]
+                           + [p for p in os.environ.get("STUDIO_MODEL_ROOTS", "").split(os.pathsep) if p]))
+JOB = TrainingJob(WORK / "runs", policy=POLICY)
+MODELS = ModelCache(max_models=3, policy=POLICY)  # base and tuned side by side, plus one being looked at
 SCRATCH = "scratch"                # base-model choice meaning "a new model from scratch"
 EXAMPLE_SENTENCE = "これはペンです。これはリンゴです。"
 POLL_SECONDS = 1.0                 # how often an open page asks for the training status

@@ -11,7 +11,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from .devices import resolve_device
-from .models import load_model, load_tokenizer_for, resolve_source
+from .models import ModelPolicy, load_model, load_tokenizer_for, resolve_source
 from .tokens import Parity, load_tokenizer
 
 WEIGHT_FILES = ("model.safetensors", "adapter_model.safetensors", "pytorch_model.bin")
@@ -63,14 +63,18 @@ class ModelCache:
     """Tokenizers (cheap, many kept) and models (expensive, few kept) by model name.
     Loading happens under one lock, so two requests for the same model load it once."""
 
-    def __init__(self, max_models: int = 3, max_tokenizers: int = 8, device: str = "auto"):
+    def __init__(self, max_models: int = 3, max_tokenizers: int = 8, device: str = "auto",
+                 policy: ModelPolicy | None = None):
         self.tokenizers = LRU(max_tokenizers)
         self.models = LRU(max_models)
         self.device = device
+        self.policy = policy
         self.loading = threading.Lock()
 
     def tokenizer(self, name: str) -> tuple[object, Parity]:
         """(tokenizer, parity) of a Hub id or folder."""
+        if self.policy:
+            self.policy.check(name)
         key = cache_key(name)
         found = self.tokenizers.get(key)
         if found is None:
@@ -83,6 +87,8 @@ class ModelCache:
 
     def model(self, name: str) -> tuple[object, object]:
         """(model in eval mode, tokenizer) of a Hub id, folder or LoRA output folder."""
+        if self.policy:
+            self.policy.check(name)
         key = cache_key(name)
         found = self.models.get(key)
         if found is None:

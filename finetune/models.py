@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,3 +107,35 @@ def load_tokenizer_for(source: ModelSource) -> tuple[object, Parity]:
 def first_line(err: Exception) -> str:
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
+
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
+
+
+@dataclass(frozen=True)
+class ModelPolicy:
+    """Which model names a shared front end (the studio on a public Space) accepts: Hub ids, and
+    folders inside `roots` only, so a visitor cannot make the server read /etc, ~/.ssh or ../.
+    URLs are refused. (The CLI has no policy: its user owns the machine.) Models that need their
+    own Python code are refused by `load_model` in every case."""
+    roots: tuple[str, ...]
+
+    def check(self, name: str) -> None:
+        """Raise ModelNotAvailable with the reason when `name` is not allowed."""
+        name = name.strip()
+        if "\x00" in name or "://" in name or name.lower().startswith(("http:", "https:", "file:")):
+            raise ModelNotAvailable(f"{name!r}: URLs are not accepted; give a Hub id (owner/name) or a folder")
+        if self.looks_like_path(name):
+            real = os.path.realpath(os.path.expanduser(name))
+            if not any(real == root or real.startswith(root + os.sep) for root in self.real_roots()):
+                raise ModelNotAvailable(f"{name}: only model folders inside the app's own folders can be opened")
+            return
+        if not HUB_ID.match(name) or ".." in name:
+            raise ModelNotAvailable(f"{name!r} is not a Hub model id (owner/name)")
+
+    @staticmethod
+    def looks_like_path(name: str) -> bool:
+        return name.startswith(("/", ".", "~", "\\")) or ".." in name or os.path.isdir(name) or name.count("/") > 1
+
+    def real_roots(self) -> list[str]:
+        return [os.path.realpath(root) for root in self.roots]

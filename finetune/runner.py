@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from .models import ModelPolicy
 from .errors import FinetuneError
 from .lora import LoraSettings
 from .scratch import ModelShape
@@ -168,8 +169,9 @@ def finished_runs(runs_dir: str | Path) -> list[Path]:
 class TrainingJob:
     """The one training job of this process. Every method is safe to call from any thread."""
 
-    def __init__(self, runs_dir: str | Path):
+    def __init__(self, runs_dir: str | Path, policy: ModelPolicy | None = None):
         self.runs_dir = Path(runs_dir)
+        self.policy = policy                          # which base models this front end may load
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         self.stop = threading.Event()
@@ -181,6 +183,8 @@ class TrainingJob:
     def start(self, settings: TrainSettings, shape: ModelShape | None = None) -> JobStatus:
         """Start training in a background thread: `scratch` when `shape` is given, else fine-tuning
         `settings.model`. An empty `settings.out` gets a new folder under runs_dir."""
+        if self.policy and shape is None:
+            self.policy.check(settings.model)
         with self.lock:
             if self.thread is not None and self.thread.is_alive():
                 raise JobBusy(f"a training run is already in progress ({self.out}); "

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-test-"))
+os.environ.setdefault("STUDIO_MODEL_ROOTS", tempfile.gettempdir())  # test folders (rinna-like) live there
 
 import gradio as gr  # noqa: E402
 

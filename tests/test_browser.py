@@ -51,7 +51,8 @@ def studio(tiny_model, tmp_path_factory):
     """`python app.py` on a free port, offline, with its work folder under tmp."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
-           "STUDIO_HOME": str(tmp_path_factory.mktemp("studio"))}
+           "STUDIO_HOME": str(tmp_path_factory.mktemp("studio")),
+           "STUDIO_MODEL_ROOTS": str(tmp_path_factory.getbasetemp())}  # the rinna-like test folder
     env.pop("PORT", None)
     server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)
