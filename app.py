@@ -600,6 +600,7 @@ with gr.Blocks(title=say("ja", "app_title")) as demo:
 def launch_options() -> dict:
     """launch() arguments for the studio: port from $PORT (or GRADIO_SERVER_PORT, read by gradio)."""
     options = dict(i18n=I18N, css=CSS, js=ON_LOAD_JS, allowed_paths=[str(WORK.resolve())],
+                   max_file_size="200mb",  # uploads beyond this are refused by gradio before they reach us
                    theme=gr.themes.Soft(font=["Noto Sans CJK JP", "Noto Sans JP", "sans-serif"]))
     if os.environ.get("PORT"):
         options["server_port"] = int(os.environ["PORT"])
@@ -609,4 +610,6 @@ def launch_options() -> dict:
 
 
 if __name__ == "__main__":
-    demo.queue(default_concurrency_limit=4).launch(**launch_options())
+    # Four requests of one kind at a time (tokenize is instant; generation shares one sampling lock);
+    # up to 64 wait in the queue, more are told to come back rather than piling up.
+    demo.queue(default_concurrency_limit=4, max_size=64).launch(**launch_options())
