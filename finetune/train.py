@@ -142,6 +142,7 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
             self.steps_timed = 0
             self.started = None
             self.stopped = False
+            self.diverged_at = None  # the step whose logged loss was NaN/inf
 
         def on_step_begin(self, args, state, control, **kw):
             self.started = time.perf_counter()
@@ -155,15 +156,14 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
                 self.stopped = True
                 control.should_training_stop = True
             step = state.global_step
-            if len(dataset.heldout_blocks) and (step % eval_every == 0 or step == state.max_steps):
+            due = step % eval_every == 0 or step == state.max_steps
+            if log.enabled and len(dataset.heldout_blocks) and due:  # rank 0 measures for everyone
                 loss = heldout_loss(kw["model"], dataset.heldout_blocks, batch_size, dataset.heldout_labels)
                 log.write("eval", step=step, heldout_loss=loss, heldout_perplexity=perplexity(loss))
 
         @property
         def tokens_per_second(self) -> float:
             return self.steps_timed * tokens_per_step / self.step_seconds if self.step_seconds else 0.0
-
-        diverged_at = None
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
