@@ -136,7 +136,7 @@ def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> st
     elif settings.epochs != defaults.epochs:
         args += ["--epochs", settings.epochs]
     for name in ("block_size", "batch_size", "lr", "heldout", "seed", "device", "precision", "eval_steps",
-                 "warmup_steps"):
+                 "save_steps", "warmup_steps"):
         value = getattr(settings, name)
         if value != getattr(defaults, name):
             args += ["--" + name.replace("_", "-"), value]
@@ -145,6 +145,8 @@ def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> st
             value = getattr(settings.lora, name)
             if value != getattr(LoraSettings(), name):
                 args += [f"--lora-{name}", value]
+        if settings.lora.targets:
+            args += ["--lora-targets", ",".join(settings.lora.targets)]
     if shape:
         for name in ("vocab_size", "layers", "width", "heads", "context"):
             value = getattr(shape, name)
