@@ -80,7 +80,7 @@ def screenshot(page, name: str, publish: bool = False):
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    if publish:
+    if publish and os.environ.get("UPDATE_SCREENSHOTS"):  # refresh the README's pictures on request only
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         shutil.copy(path, SCREENSHOTS / f"{name}.png")
 
