@@ -254,14 +254,20 @@ def block_text(tokenizer, ids: list[int], labels: list[int] | None) -> str:
     """A block decoded with its special tokens (EOS shows document boundaries); masked runs in ⟦ ⟧.
     Runs are decoded separately: masking starts and ends where separately encoded texts meet."""
     if not labels:
-        return tokenizer.decode(ids, skip_special_tokens=False)
+        return without_cut_characters(tokenizer.decode(ids, skip_special_tokens=False))
     pieces, start = [], 0
     for end in range(1, len(ids) + 1):
         if end == len(ids) or (labels[end] == IGNORE) != (labels[start] == IGNORE):
             text = tokenizer.decode(ids[start:end], skip_special_tokens=False)
             pieces.append(f"⟦{text}⟧" if labels[start] == IGNORE else text)
             start = end
-    return "".join(pieces)
+    return without_cut_characters("".join(pieces))
+
+
+def without_cut_characters(text: str) -> str:
+    """A block edge can fall inside a character spelled by byte-fallback tokens; its half decodes
+    to U+FFFD at the start or end of the block. The preview leaves those halves out."""
+    return text.strip("\ufffd")
 
 
 # ----------------------------------------------------------------------------------------------

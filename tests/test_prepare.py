@@ -166,3 +166,13 @@ def test_qa_pairs_train_with_the_question_masked(tmp_path, tiny_model):
     report = prepare(PrepareSettings(data=[str(path)], model=tiny_model, block_size=32, heldout=0), tokenizer)
     first = report.blocks_preview[0]
     assert first.masked_tokens > 0 and first.text.startswith("⟦質問") and "⟧" in first.text
+
+
+def test_block_preview_drops_characters_cut_at_block_edges(tiny_model):
+    from finetune.prepare import block_text
+    from finetune.tokens import load_tokenizer
+    tok, _ = load_tokenizer(tiny_model)
+    ids = tok.encode("龘と龘", add_special_tokens=False)
+    assert len(ids) >= 7  # 龘 is spelled by three byte tokens
+    assert "\ufffd" not in block_text(tok, ids[1:-1], None)
+    assert block_text(tok, ids[1:-1], None) == "と"
