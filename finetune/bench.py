@@ -73,13 +73,10 @@ class StepClock:
         return Clock()
 
 
-def seed_recipe(blocks, device: str, steps: int, warmup: int):
+def seed_recipe(blocks, tokenizer, device: str, steps: int, warmup: int):
     """The article's recipe on today's transformers: DataCollatorForLanguageModeling(mlm=False) over
     128-token blocks, Trainer with default TrainingArguments (batch 8, fp32, AdamW, lr 5e-5)."""
     from transformers import DataCollatorForLanguageModeling, PrinterCallback, Trainer, TrainingArguments
-    from .models import EMBEDDED_MODEL
-    from .tokens import load_tokenizer
-    tokenizer, _ = load_tokenizer(EMBEDDED_MODEL)
     model = xsmall_model()
     clock = StepClock(warmup)
     rows = [{"input_ids": b} for b in blocks]
@@ -94,16 +91,14 @@ def seed_recipe(blocks, device: str, steps: int, warmup: int):
     return model, clock.end - clock.start
 
 
-def engine_run(blocks, heldout, device: str, steps: int, warmup: int):
+def engine_run(blocks, heldout, tokenizer, device: str, steps: int, warmup: int):
     """The engine's own training path with its default settings for `device`."""
     from .data import Dataset
     from .train import TrainSettings, train
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp) / "base"
         xsmall_model().save_pretrained(base)
-        from .models import EMBEDDED_MODEL
-        from .tokens import load_tokenizer
-        load_tokenizer(EMBEDDED_MODEL)[0].save_pretrained(base)
+        tokenizer.save_pretrained(base)  # the engine loads a model folder; the blocks are given
         data = Dataset(train_blocks=blocks, heldout_blocks=heldout, documents=1, characters=0,
                        train_tokens=blocks.numel(), heldout_tokens=heldout.numel(), dropped_tokens=0,
                        heldout_documents=[], block_size=blocks.shape[1])
@@ -153,16 +148,16 @@ def run(settings: BenchSettings) -> list[dict]:
     from .evaluate import heldout_loss
     device = resolve_device(settings.device)
     n_blocks = 8 * (settings.steps + settings.warmup)
-    blocks, heldout, _ = corpus_blocks(128, n_blocks)
+    blocks, heldout, tokenizer = corpus_blocks(128, n_blocks)
     tokens = settings.steps * 8 * 128
     peak = peak_memory_reset(device)
-    seed_model, seed_seconds = seed_recipe(blocks, device, settings.steps, settings.warmup)
+    seed_model, seed_seconds = seed_recipe(blocks, tokenizer, device, settings.steps, settings.warmup)
     seed_tps = tokens / seed_seconds
     seed_loss = heldout_loss(seed_model, heldout.to(device))
     results = [figure("seed_recipe", device=device, tokens_per_second=round(seed_tps, 1),
                       heldout_loss=round(seed_loss, 4), peak_memory_mb=peak())]
     peak = peak_memory_reset(device)
-    metrics = engine_run(blocks, heldout, device, settings.steps, settings.warmup)
+    metrics = engine_run(blocks, heldout, tokenizer, device, settings.steps, settings.warmup)
     results.append(figure("engine", device=device, precision=metrics["precision"],
                           tokens_per_second=metrics["train_tokens_per_second"],
                           heldout_loss=round(metrics["heldout_loss_after"], 4), peak_memory_mb=peak()))

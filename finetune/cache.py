@@ -86,9 +86,8 @@ class ModelCache:
         return found
 
     def model(self, name: str) -> tuple[object, object]:
-        """(model in eval mode, tokenizer) of a Hub id, folder or LoRA output folder."""
-        if self.policy:
-            self.policy.check(name)
+        """(model in eval mode, tokenizer) of a Hub id, folder or LoRA output folder. The policy is
+        checked by `tokenizer`, which every first load goes through."""
         key = cache_key(name)
         found = self.models.get(key)
         if found is None:
