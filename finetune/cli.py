@@ -50,7 +50,7 @@ def train_settings(args):
                          block_size=args.block_size, batch_size=args.batch_size, lr=args.lr,
                          heldout=args.heldout, seed=args.seed, device=args.device, precision=args.precision,
                          eval_steps=args.eval_steps, save_steps=args.save_steps, warmup_steps=args.warmup_steps,
-                         lora=lora)
+                         compile=getattr(args, "compile", "auto"), lora=lora)
 
 
 def print_event(record: dict):
@@ -156,7 +156,8 @@ def cmd_prepare(args):
 
 def cmd_bench(args):
     from .bench import BenchSettings, run
-    run(BenchSettings(device=args.device, steps=args.steps, warmup=args.warmup))
+    run(BenchSettings(device=args.device, steps=args.steps, warmup=args.warmup, engine_steps=args.engine_steps,
+                      levers=args.levers, plot=args.plot, startup=not args.no_startup))
 
 
 def cmd_push(args):
@@ -188,9 +189,12 @@ def add_training_flags(p, required=True):
     group = p.add_mutually_exclusive_group()
     group.add_argument("--epochs", type=float, default=T.epochs, help="passes over the data (default %(default)s)")
     group.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (overrides --epochs)")
-    p.add_argument("--block-size", type=int, default=T.block_size, help="tokens per block (default %(default)s)")
-    p.add_argument("--batch-size", type=int, default=T.batch_size, help="blocks per step (default %(default)s)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 5e-5 full, 2e-4 LoRA)")
+    p.add_argument("--block-size", type=int, default=T.block_size,
+                   help="tokens per block (default 0 = auto: 128 on CPU, up to 1024 on GPU)")
+    p.add_argument("--batch-size", type=int, default=T.batch_size,
+                   help="blocks per step (default 0 = auto: 8 on CPU, up to 64x1024 tokens on GPU)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 5e-5 full, 2e-4 LoRA, times sqrt(tokens per step / 1024))")
     p.add_argument("--heldout", type=float, default=T.heldout, help="held-out share (default %(default)s)")
     p.add_argument("--seed", type=int, default=T.seed, help="random seed (default %(default)s)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -199,6 +203,8 @@ def add_training_flags(p, required=True):
     p.add_argument("--eval-steps", type=int, default=0, help="held-out evaluation interval (0 = ~10 per run)")
     p.add_argument("--save-steps", type=int, default=T.save_steps, help="checkpoint interval (default %(default)s)")
     p.add_argument("--warmup-steps", type=int, default=0, help="learning-rate warm-up steps")
+    p.add_argument("--compile", default=T.compile, choices=["auto", "on", "off"],
+                   help="torch.compile (auto: on a GPU for runs of 20M+ tokens)")
     defaults = LoraSettings()
     p.add_argument("--lora-r", type=int, default=defaults.r, help="LoRA rank (default %(default)s)")
     p.add_argument("--lora-alpha", type=int, default=defaults.alpha, help="LoRA alpha (default %(default)s)")
@@ -274,6 +280,11 @@ def build_parser() -> Parser:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--steps", type=int, default=30, help="timed steps per recipe (default %(default)s)")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps first (default %(default)s)")
+    p.add_argument("--engine-steps", type=int, default=0,
+                   help="steps of the engine's large-corpus run (default: 40; on CPU the equal-token run serves)")
+    p.add_argument("--levers", action="store_true", help="also time alternative settings (one 'lever' line each)")
+    p.add_argument("--plot", default="", help="write a tokens/s-by-setting bar chart (SVG) to this file")
+    p.add_argument("--no-startup", action="store_true", help="skip timing the studio's start")
 
     p = command("push", cmd_push, "upload a training output folder to the Hugging Face Hub as a model repo")
     p.add_argument("--model", required=True, help="training output folder")

@@ -11,6 +11,7 @@ and the run is saved as usual.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -29,9 +30,12 @@ from .errors import FinetuneError
 from .evaluate import heldout_loss, perplexity
 from .lora import LoraSettings, lora_config
 from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
+from .speed import default_batch_size, default_block_size, estimated_tokens, mfu, scaled_lr, should_compile
 from .tokens import find_spm_file
 
 METHODS = ("full", "lora")
+COMPILE_CHOICES = ("auto", "on", "off")
+EVAL_TOKENS = 16 * 1024  # tokens per held-out batch: its fp32 logits stay near 2 GB with a 32k vocabulary
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STOP_FILE = "STOP"
 PROGRESS_FILE = "progress.jsonl"
@@ -48,9 +52,12 @@ class TrainSettings:
     method: str = field(default="full", metadata={"help": "full (all weights) or lora (small adapter)"})
     epochs: float = field(default=3.0, metadata={"help": "passes over the training blocks"})
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps; > 0 overrides epochs"})
-    block_size: int = field(default=128, metadata={"help": "tokens per training block (the seed recipe used 128)"})
-    batch_size: int = field(default=8, metadata={"help": "blocks per optimizer step"})
-    lr: float | None = field(default=None, metadata={"help": "learning rate; default 5e-5 full, 2e-4 LoRA"})
+    block_size: int = field(default=0, metadata={
+        "help": "tokens per training block; 0 = auto (128 on CPU as in the seed recipe, up to 1024 on GPU)"})
+    batch_size: int = field(default=0, metadata={
+        "help": "blocks per optimizer step; 0 = auto (8 on CPU, up to 64x1024 tokens on GPU)"})
+    lr: float | None = field(default=None, metadata={
+        "help": "learning rate; default 5e-5 full, 2e-4 LoRA, scaled up with sqrt(tokens per step / 1024)"})
     heldout: float = field(default=0.1, metadata={"help": "share of the text held out to measure the result"})
     seed: int = field(default=42, metadata={"help": "seed for the held-out split, data order and init"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
@@ -59,6 +66,8 @@ class TrainSettings:
     save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps (for --resume)"})
     warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in the output folder"})
+    compile: str = field(default="auto", metadata={
+        "help": "torch.compile: auto (on a GPU for runs of 20M+ tokens), on, off; falls back to eager if it fails"})
     lora: LoraSettings = field(default_factory=LoraSettings)
 
     def __post_init__(self):
@@ -70,10 +79,12 @@ class TrainSettings:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.max_steps <= 0 and self.epochs <= 0:
             raise ValueError("give a positive number of epochs or max steps")
-        if self.block_size < 8:
-            raise ValueError(f"block size must be at least 8 tokens, got {self.block_size}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.block_size != 0 and self.block_size < 8:
+            raise ValueError(f"block size must be 0 (auto) or at least 8 tokens, got {self.block_size}")
+        if self.batch_size < 0:
+            raise ValueError(f"batch size must be 0 (auto) or at least 1, got {self.batch_size}")
+        if self.compile not in COMPILE_CHOICES:
+            raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {self.compile!r}")
         if self.lr is not None and not 0 < self.lr < 1:
             raise ValueError(f"learning rate must be in (0, 1), got {self.lr}")
         if not 0 <= self.heldout < 0.9:
@@ -81,7 +92,29 @@ class TrainSettings:
 
     @property
     def learning_rate(self) -> float:
+        """The learning rate for a seed-sized step (8 x 128 tokens); `resolved` scales the default."""
         return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 5e-5)
+
+
+def resolved(s: TrainSettings, device: str, dataset: Dataset) -> TrainSettings:
+    """`s` with the automatic choices made for this device and data: batch size, learning rate and
+    torch.compile (the block size was fixed when the data was packed)."""
+    batch = s.batch_size or default_batch_size(device, dataset.block_size, len(dataset.train_blocks),
+                                               s.epochs, s.max_steps)
+    lr = s.lr if s.lr is not None else scaled_lr(s.learning_rate, batch * dataset.block_size)
+    planned = steps_for(s, len(dataset.train_blocks), batch) * batch * dataset.block_size
+    compile_ = "on" if should_compile(s.compile, device, planned) else "off"
+    return dataclasses.replace(s, block_size=dataset.block_size, batch_size=batch, lr=lr, compile=compile_)
+
+
+def block_size_for(s: TrainSettings, device: str, model, documents=None) -> int:
+    """The requested block size, or the device's default for this much text; never beyond the
+    model's context."""
+    context = model.config.max_position_embeddings
+    if s.block_size:
+        return min(s.block_size, context)
+    characters = sum(len(d.text) + len(d.prompt) for d in documents) if documents is not None else None
+    return default_block_size(device, context, estimated_tokens(characters) if characters is not None else None)
 
 
 class BlockDataset(torch.utils.data.Dataset):
@@ -129,6 +162,51 @@ def eval_interval(s: TrainSettings, total_steps: int) -> int:
     return s.eval_steps or max(1, total_steps // 10)
 
 
+class StepClock:
+    """Training time per optimizer step without stalling a GPU: it waits for the GPU only where a
+    window of steps is closed (logging points, where evaluation and checkpoints also happen, so
+    their time stays out), and leaves out the first WARMUP_STEPS steps (allocation, torch.compile)
+    when the run is longer than that."""
+    WARMUP_STEPS = 2
+
+    def __init__(self):
+        self.seconds = 0.0        # timed seconds, in whole windows between synced points
+        self.steps = 0            # steps inside those windows
+        self.window_start = None  # start of the open window
+        self.window_steps = 0
+        self.first = None         # (seconds, steps) of the warm-up windows, used for short runs
+        self.ended = 0
+
+    def step_begins(self, device):
+        if self.window_start is None:
+            self.sync(device)
+            self.window_start = time.perf_counter()
+
+    def step_ends(self, device, sync: bool):
+        self.window_steps += 1
+        self.ended += 1
+        if sync or self.ended == self.WARMUP_STEPS:
+            self.sync(device)
+            elapsed = time.perf_counter() - self.window_start
+            if self.ended <= self.WARMUP_STEPS:
+                old = self.first or (0.0, 0)
+                self.first = (old[0] + elapsed, old[1] + self.window_steps)
+            else:
+                self.seconds += elapsed
+                self.steps += self.window_steps
+            self.window_start, self.window_steps = None, 0
+
+    @property
+    def steps_per_second(self) -> float:
+        seconds, steps = (self.seconds, self.steps) if self.steps else (self.first or (0.0, 0))
+        return steps / seconds if seconds else 0.0
+
+    @staticmethod
+    def sync(device):
+        if getattr(device, "type", device) == "cuda":
+            torch.cuda.synchronize()
+
+
 def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per_step: int,
                   dataset: Dataset, batch_size: int, eval_every: int):
     """A TrainerCallback that times optimizer steps, logs progress, measures the held-out loss every
@@ -138,32 +216,27 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
 
     class Progress(TrainerCallback):
         def __init__(self):
-            self.step_seconds = 0.0
-            self.steps_timed = 0
-            self.started = None
+            self.clock = StepClock()
             self.stopped = False
             self.diverged_at = None  # the step whose logged loss was NaN/inf
 
         def on_step_begin(self, args, state, control, **kw):
-            self.started = time.perf_counter()
+            self.clock.step_begins(args.device)
 
         def on_step_end(self, args, state, control, **kw):
-            if torch.cuda.is_available() and args.device.type == "cuda":
-                torch.cuda.synchronize()
-            self.step_seconds += time.perf_counter() - self.started
-            self.steps_timed += 1
+            step = state.global_step
+            due = step % eval_every == 0 or step == state.max_steps
+            self.clock.step_ends(args.device, sync=due or step % args.logging_steps == 0)
             if stop.is_set() or (out / STOP_FILE).exists():
                 self.stopped = True
                 control.should_training_stop = True
-            step = state.global_step
-            due = step % eval_every == 0 or step == state.max_steps
             if log.enabled and len(dataset.heldout_blocks) and due:  # rank 0 measures for everyone
                 loss = heldout_loss(kw["model"], dataset.heldout_blocks, batch_size, dataset.heldout_labels)
                 log.write("eval", step=step, heldout_loss=loss, heldout_perplexity=perplexity(loss))
 
         @property
         def tokens_per_second(self) -> float:
-            return self.steps_timed * tokens_per_step / self.step_seconds if self.step_seconds else 0.0
+            return self.clock.steps_per_second * tokens_per_step
 
         def on_log(self, args, state, control, logs=None, **kw):
             logs = logs or {}
@@ -174,7 +247,7 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
                 control.should_save = False
                 return
             if "loss" in logs:
-                per_step = self.step_seconds / max(self.steps_timed, 1)
+                per_step = 1 / self.clock.steps_per_second if self.clock.steps_per_second else 0.0
                 log.write("step", step=state.global_step, max_steps=state.max_steps,
                           epoch=round(state.epoch or 0.0, 3), loss=logs["loss"],
                           lr=logs.get("learning_rate"), tokens_per_second=round(self.tokens_per_second, 1),
@@ -209,6 +282,10 @@ def training_arguments(s: TrainSettings, device: str, precision: str, checkpoint
         report_to=[],                # no wandb/tensorboard surprises
         disable_tqdm=True,           # progress goes to progress.jsonl instead
         dataloader_pin_memory=device == "cuda",
+        # Compiled graphs are specialised to the batch shape: a short last batch would compile again.
+        dataloader_drop_last=s.compile == "on",
+        torch_compile=s.compile == "on",
+        tf32=device == "cuda" and torch.cuda.get_device_capability()[0] >= 8,  # fp32 matmuls on tensor cores
         optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
         ddp_find_unused_parameters=False,  # every parameter is used; the search costs a graph walk per step
     )
@@ -222,11 +299,13 @@ def resolve_precision(requested: str, device: str) -> str:
     return requested
 
 
-def steps_for(s: TrainSettings, blocks: int) -> int:
-    """Optimizer steps the run will take."""
+def steps_for(s: TrainSettings, blocks: int, batch_size: int | None = None) -> int:
+    """Optimizer steps the run will take (as Trainer counts them)."""
     if s.max_steps > 0:
         return s.max_steps
-    return max(1, math.ceil(math.ceil(blocks / s.batch_size) * s.epochs))
+    batch = batch_size or s.batch_size
+    per_epoch = blocks // batch if s.compile == "on" and blocks >= batch else math.ceil(blocks / batch)
+    return max(1, math.ceil(per_epoch * s.epochs))
 
 
 def save_result(trainer, tokenizer, source: ModelSource, out: Path):
@@ -318,33 +397,37 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
         raise FinetuneError(f"{s.model} is a LoRA adapter; train from its base model ({source.base}) instead")
     tokenizer, parity = load_tokenizer_for(source)
     model = load_model(source, device)
-    block_size = min(s.block_size, model.config.max_position_embeddings)
     if dataset is None:
-        dataset = build_dataset(read_documents(s.data), tokenizer, block_size, s.heldout, s.seed)
+        documents = read_documents(s.data)
+        dataset = build_dataset(documents, tokenizer, block_size_for(s, device, model, documents), s.heldout, s.seed)
+    s = resolved(s, device, dataset)
     total_steps = steps_for(s, len(dataset.train_blocks))
     if is_main_process():
         write_json(out / CONFIG_FILE, asdict(s) | {
-            "resume": False, "base_model": base_label, "block_size": dataset.block_size, "lr": s.learning_rate,
-            "device": device, "precision": precision, "heldout_documents": dataset.heldout_documents})
+            "resume": False, "base_model": base_label, "device": device, "precision": precision,
+            "heldout_documents": dataset.heldout_documents})
     log.write("resume" if resume_from else "start", model=base_label, method=s.method, device=device,
-              precision=precision, max_steps=total_steps, train_tokens=dataset.train_tokens,
+              precision=precision, block_size=s.block_size, batch_size=s.batch_size, lr=s.learning_rate,
+              compile=s.compile, max_steps=total_steps, train_tokens=dataset.train_tokens,
               heldout_tokens=dataset.heldout_tokens, tokenizer_parity=parity.status, checkpoint=resume_from)
 
-    loss_before = heldout_loss(model, dataset.heldout_blocks, s.batch_size, dataset.heldout_labels)
+    eval_batch = max(1, min(s.batch_size, EVAL_TOKENS // dataset.block_size))
+    loss_before = heldout_loss(model, dataset.heldout_blocks, eval_batch, dataset.heldout_labels)
     if not resume_from:
         log.write("eval", step=0, heldout_loss=loss_before, heldout_perplexity=perplexity(loss_before))
     if s.method == "lora":
         from peft import get_peft_model
         model = get_peft_model(model, lora_config(s.lora, model.config.model_type))
 
-    callback = make_callback(log, out, stop, s.batch_size * dataset.block_size, dataset, s.batch_size,
+    callback = make_callback(log, out, stop, s.batch_size * dataset.block_size, dataset, eval_batch,
                              eval_interval(s, total_steps))
     args = training_arguments(s, device, precision, out / "checkpoints", total_steps)
     trainer = Trainer(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks, dataset.train_labels),
                       callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
     started = time.perf_counter()
-    result = trainer.train(resume_from_checkpoint=resume_from)
+    with compile_fallback():
+        result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = time.perf_counter() - started
     if callback.diverged_at is not None:
         raise Diverged(
@@ -352,9 +435,11 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
             f"probably too high, or fp16 overflowed (try bf16/fp32); the last good checkpoint is kept in "
             f"{out / 'checkpoints'}")
 
-    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, s.batch_size, dataset.heldout_labels)
+    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, eval_batch, dataset.heldout_labels)
     metrics = run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after,
                           device, precision, parity.status, trainer.args.world_size)
+    metrics["mfu"] = training_mfu(metrics["train_tokens_per_second"], model, dataset.block_size, device,
+                                  trainer.args.world_size)
     save_result(trainer, tokenizer, source, out)
     if trainer.is_world_process_zero():
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
@@ -391,4 +476,26 @@ def run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, 
         "precision": precision,
         "tokenizer_parity": parity,
         "processes": world_size,
+        "batch_size": s.batch_size,
+        "tokens_per_step": s.batch_size * dataset.block_size * world_size,
+        "learning_rate": s.learning_rate,
+        "compiled": s.compile == "on",
     }
+
+
+def training_mfu(tokens_per_second: float, model, block_size: int, device: str, world_size: int) -> float | None:
+    """Model-FLOPs utilisation per GPU for a full fine-tune (None on CPU, for LoRA, whose backward
+    pass skips most weight gradients, and for GPUs of unknown peak)."""
+    if device != "cuda" or hasattr(model, "peft_config"):
+        return None
+    value = mfu(tokens_per_second / world_size, model.config, block_size, torch.cuda.get_device_name(0))
+    return round(value, 4) if value is not None else None
+
+
+@contextlib.contextmanager
+def compile_fallback():
+    """Where torch.compile cannot compile (no C compiler, an unsupported GPU or op), run that part
+    eagerly instead of failing the run: torch._dynamo's documented `suppress_errors` switch."""
+    import torch._dynamo
+    with torch._dynamo.config.patch(suppress_errors=True):
+        yield

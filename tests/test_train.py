@@ -98,7 +98,11 @@ def test_settings_are_validated():
     with pytest.raises(ValueError, match="method"):
         TrainSettings(method="qlora")
     with pytest.raises(ValueError, match="batch size"):
-        TrainSettings(batch_size=0)
+        TrainSettings(batch_size=-1)
+    with pytest.raises(ValueError, match="block size"):
+        TrainSettings(block_size=4)
+    with pytest.raises(ValueError, match="compile"):
+        TrainSettings(compile="fast")
     with pytest.raises(ValueError, match="held-out"):
         TrainSettings(heldout=0.95)
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The one prepared check for a borrowed GPU machine (see /work/.library/device): the bench on CUDA
+# with its levers and plot, and, at the same time, the CPU bench pinned to two of the host's cores.
+# Wheels for the exact pins travel in .whl/ (the machine has older transformers).
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site || exit 1
+export HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TOKENIZERS_PARALLELISM=false
+nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv
+grep -m1 "model name" /proc/cpuinfo; grep -o -m1 -w -E "amx_bf16|avx512_bf16" /proc/cpuinfo | sort -u
+python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
+last=$(($(nproc) - 1))
+CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=2 taskset -c $((last - 1)),$last \
+  python3 -m finetune bench --device cpu --levers --no-startup > "$OUT/cpu2.jsonl" 2> "$OUT/cpu2.err" &
+cpu=$!
+taskset -c 0-$((last - 2)) python3 -m finetune bench --device cuda --steps 100 --levers --no-startup \
+  --plot "$OUT/bench-cuda.svg" 2> "$OUT/cuda.err" | tee "$OUT/cuda.jsonl"
+tail -3 "$OUT/cuda.err"
+wait $cpu
+cat "$OUT/cpu2.jsonl"; tail -3 "$OUT/cpu2.err"

@@ -1,0 +1,75 @@
+"""Per-device defaults and the FLOPs arithmetic behind the MFU figure (finetune/speed.py)."""
+import pytest
+
+from finetune.bench import plot_rows, write_plot, xsmall_config
+from finetune.speed import (COMPILE_MIN_TOKENS, MIN_STEPS, default_batch_size, default_block_size,
+                            flops_per_token, mfu, peak_flops, scaled_lr, should_compile)
+
+
+def test_cpu_keeps_the_seed_recipes_step_shape():
+    assert default_block_size("cpu", 1024) == 128
+    assert default_block_size("cpu", 64) == 64  # never beyond the model's context
+    assert default_batch_size("cpu", 128, train_blocks=10**6, epochs=3, max_steps=-1) == 8
+
+
+def test_gpu_uses_long_blocks_only_when_the_text_fills_them():
+    assert default_block_size("cuda", 1024, estimated_tokens=10**7) == 1024
+    assert default_block_size("cuda", 512, estimated_tokens=10**7) == 512
+    assert default_block_size("cuda", 1024, estimated_tokens=20_000) == 128
+
+
+@pytest.mark.parametrize("blocks,epochs", [(100, 3), (1_000, 3), (50_000, 1), (10**6, 2), (7, 1)])
+def test_gpu_batch_keeps_at_least_min_steps_and_a_64k_token_cap(blocks, epochs):
+    batch = default_batch_size("cuda", 1024, train_blocks=blocks, epochs=epochs, max_steps=-1)
+    assert 1 <= batch <= 64 and batch & (batch - 1) == 0  # a power of two
+    steps = blocks * epochs // batch
+    assert steps >= MIN_STEPS or batch == 1
+    assert default_batch_size("cuda", 1024, train_blocks=blocks, epochs=epochs, max_steps=50) == 64
+
+
+def test_default_learning_rate_grows_with_the_square_root_of_the_step():
+    assert scaled_lr(5e-5, 1024) == pytest.approx(5e-5)
+    assert scaled_lr(5e-5, 256) == pytest.approx(5e-5)  # never scaled down
+    assert scaled_lr(5e-5, 4 * 1024) == pytest.approx(1e-4)
+    assert scaled_lr(5e-5, 64 * 1024) == pytest.approx(4e-4)
+    assert scaled_lr(5e-5, 1024 * 1024) == pytest.approx(4e-4)  # capped at 8x
+
+
+def test_compile_auto_only_for_long_gpu_runs():
+    assert should_compile("auto", "cuda", COMPILE_MIN_TOKENS)
+    assert not should_compile("auto", "cuda", COMPILE_MIN_TOKENS - 1)
+    assert not should_compile("auto", "cpu", 10**12)
+    assert should_compile("on", "cpu", 0) and not should_compile("off", "cuda", 10**12)
+
+
+def test_flops_per_token_of_the_xsmall_architecture():
+    # 6 x (6 layers x (4*512^2 + 2*512*2304) + 32000*512) + 12*6*512*1024
+    expected = 6 * (6 * (4 * 512**2 + 2 * 512 * 2304) + 32000 * 512) + 12 * 6 * 512 * 1024
+    assert flops_per_token(xsmall_config(), 1024) == expected
+    assert 255e6 < expected < 262e6  # the issue's "37M parameters" model
+
+
+def test_mfu_uses_the_gpus_bf16_peak():
+    assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12
+    assert peak_flops("NVIDIA H100 PCIe") == 756e12
+    assert peak_flops("CPU") is None
+    per_token = flops_per_token(xsmall_config(), 1024)
+    assert mfu(989e12 / per_token * 0.3, xsmall_config(), 1024, "NVIDIA H100 80GB HBM3") == pytest.approx(0.3)
+    assert mfu(1e6, xsmall_config(), 1024, "Some CPU") is None
+
+
+def test_plot_has_a_bar_per_training_figure(tmp_path):
+    results = [
+        {"figure": "seed_recipe", "tokens_per_second": 1000.0},
+        {"figure": "engine", "tokens_per_second": 500000.0, "precision": "bf16", "batch_size": 64,
+         "block_size": 1024, "compiled": True},
+        {"figure": "ratio", "device_name": "NVIDIA H100 80GB HBM3"},
+        {"figure": "lever", "setting": "bf16 64x1024 eager", "tokens_per_second": 250000.0},
+        {"figure": "generation", "tokens_per_second": 80.0},
+    ]
+    assert [label for label, _ in plot_rows(results)] == [
+        "seed recipe fp32 8x128", "engine (large corpus): bf16 64x1024 compiled", "bf16 64x1024 eager"]
+    path = tmp_path / "plot.svg"
+    write_plot(str(path), results)
+    svg = path.read_text()
+    assert svg.count("<rect") == 3 and "500,000" in svg and "H100" in svg
