@@ -210,7 +210,8 @@ def lever_settings(device: str) -> list[tuple[str, str, dict]]:
         return other + [("LoRA 8x128", "seed", {"method": "lora", "epochs": 1})]
     return [("bf16 8x128", "seed", {"batch_size": 8, "epochs": 1}),
             ("bf16 64x1024 eager", "large", {"compile": "off"}),
-            ("bf16 128x1024 compiled", "large", {"batch_size": 128, "compile": "on"}),
+            ("bf16 32x1024 compiled", "large", {"batch_size": 32, "compile": "on"}),
+            ("bf16 64x1024 compiled, dropout 0", "large", {"compile": "on", "dropout": 0.0}),
             ("LoRA 64x1024 compiled", "large", {"method": "lora", "compile": "on"})]
 
 

@@ -50,7 +50,8 @@ def train_settings(args):
                          block_size=args.block_size, batch_size=args.batch_size, lr=args.lr,
                          heldout=args.heldout, seed=args.seed, device=args.device, precision=args.precision,
                          eval_steps=args.eval_steps, save_steps=args.save_steps, warmup_steps=args.warmup_steps,
-                         compile=getattr(args, "compile", "auto"), lora=lora)
+                         dropout=getattr(args, "dropout", None), compile=getattr(args, "compile", "auto"),
+                         lora=lora)
 
 
 def print_event(record: dict):
@@ -203,6 +204,8 @@ def add_training_flags(p, required=True):
     p.add_argument("--eval-steps", type=int, default=0, help="held-out evaluation interval (0 = ~10 per run)")
     p.add_argument("--save-steps", type=int, default=T.save_steps, help="checkpoint interval (default %(default)s)")
     p.add_argument("--warmup-steps", type=int, default=0, help="learning-rate warm-up steps")
+    p.add_argument("--dropout", type=float, default=None,
+                   help="dropout of the model's layers while training (default: the model's own, 0.1 for GPT-2)")
     p.add_argument("--compile", default=T.compile, choices=["auto", "on", "off"],
                    help="torch.compile (auto: on a GPU for runs of 20M+ tokens)")
     defaults = LoraSettings()

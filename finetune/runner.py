@@ -136,7 +136,7 @@ def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> st
     elif settings.epochs != defaults.epochs:
         args += ["--epochs", settings.epochs]
     for name in ("block_size", "batch_size", "lr", "heldout", "seed", "device", "precision", "eval_steps",
-                 "save_steps", "warmup_steps", "compile"):
+                 "save_steps", "warmup_steps", "dropout", "compile"):
         value = getattr(settings, name)
         if value != getattr(defaults, name):
             args += ["--" + name.replace("_", "-"), value]

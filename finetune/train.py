@@ -66,6 +66,8 @@ class TrainSettings:
     save_steps: int = field(default=200, metadata={"help": "checkpoint every N steps (for --resume)"})
     warmup_steps: int = field(default=0, metadata={"help": "linear learning-rate warm-up steps"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint in the output folder"})
+    dropout: float | None = field(default=None, metadata={
+        "help": "dropout of the model's layers while training; default: the model's own (0.1 for GPT-2)"})
     compile: str = field(default="auto", metadata={
         "help": "torch.compile: auto (on a GPU for runs of 20M+ tokens), on, off; falls back to eager if it fails"})
     lora: LoraSettings = field(default_factory=LoraSettings)
@@ -83,6 +85,8 @@ class TrainSettings:
             raise ValueError(f"block size must be 0 (auto) or at least 8 tokens, got {self.block_size}")
         if self.batch_size < 0:
             raise ValueError(f"batch size must be 0 (auto) or at least 1, got {self.batch_size}")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.compile not in COMPILE_CHOICES:
             raise ValueError(f"compile must be one of {COMPILE_CHOICES}, got {self.compile!r}")
         if self.lr is not None and not 0 < self.lr < 1:
@@ -105,6 +109,13 @@ def resolved(s: TrainSettings, device: str, dataset: Dataset) -> TrainSettings:
     planned = steps_for(s, len(dataset.train_blocks), batch) * batch * dataset.block_size
     compile_ = "on" if should_compile(s.compile, device, planned) else "off"
     return dataclasses.replace(s, block_size=dataset.block_size, batch_size=batch, lr=lr, compile=compile_)
+
+
+def set_dropout(model, p: float):
+    """Every dropout layer of the model at probability `p` (before LoRA adds its own)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
 
 
 def block_size_for(s: TrainSettings, device: str, model, documents=None) -> int:
@@ -397,6 +408,8 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
         raise FinetuneError(f"{s.model} is a LoRA adapter; train from its base model ({source.base}) instead")
     tokenizer, parity = load_tokenizer_for(source)
     model = load_model(source, device)
+    if s.dropout is not None:
+        set_dropout(model, s.dropout)
     if dataset is None:
         documents = read_documents(s.data)
         dataset = build_dataset(documents, tokenizer, block_size_for(s, device, model, documents), s.heldout, s.seed)
@@ -480,6 +493,7 @@ def run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, 
         "tokens_per_step": s.batch_size * dataset.block_size * world_size,
         "learning_rate": s.learning_rate,
         "compiled": s.compile == "on",
+        "dropout": s.dropout,
     }
 
 

@@ -10,10 +10,10 @@ nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv
 grep -m1 "model name" /proc/cpuinfo; grep -o -m1 -w -E "amx_bf16|avx512_bf16" /proc/cpuinfo | sort -u
 python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
 last=$(($(nproc) - 1))
-CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=2 timeout 470 taskset -c $((last - 1)),$last \
+CUDA_VISIBLE_DEVICES= OMP_NUM_THREADS=2 timeout 430 taskset -c $((last - 1)),$last \
   python3 -m finetune bench --device cpu --levers --no-startup > "$OUT/cpu2.jsonl" 2> "$OUT/cpu2.err" &
 cpu=$!
-timeout 500 taskset -c 0-$((last - 2)) python3 -m finetune bench --device cuda --steps 100 --levers --no-startup \
+timeout 440 taskset -c 0-$((last - 2)) python3 -m finetune bench --device cuda --steps 100 --levers --no-startup \
   --plot "$OUT/bench-cuda.svg" 2> "$OUT/cuda.err" | tee "$OUT/cuda.jsonl"
 tail -3 "$OUT/cuda.err"
 wait $cpu

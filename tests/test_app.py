@@ -113,7 +113,7 @@ def test_cli_command_reflects_the_form(embedded, unseen_text):
 
 def test_bad_setting_is_a_japanese_error(unseen_text, embedded):
     with pytest.raises(gr.Error) as err:
-        app.start_training([str(unseen_text)], "", embedded, "full", 3, 10, 0, 0, 64)
+        app.start_training([str(unseen_text)], "", embedded, "full", 3, 10, 0, -1, 64)
     assert "設定値が正しくありません" in err.value.message
     assert not app.JOB.status().running
 

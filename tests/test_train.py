@@ -103,6 +103,21 @@ def test_settings_are_validated():
         TrainSettings(block_size=4)
     with pytest.raises(ValueError, match="compile"):
         TrainSettings(compile="fast")
+    with pytest.raises(ValueError, match="dropout"):
+        TrainSettings(dropout=1.0)
+
+
+def test_dropout_override_reaches_every_dropout_layer(tiny_model):
+    import torch
+    from finetune.train import set_dropout
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert layers and any(m.p > 0 for m in layers)
+    set_dropout(model, 0.0)
+    assert all(m.p == 0.0 for m in layers)
+    model.train()
+    ids = torch.randint(4, 100, (2, 16))
+    assert torch.equal(model(ids).logits, model(ids).logits)  # no randomness left in training mode
     with pytest.raises(ValueError, match="held-out"):
         TrainSettings(heldout=0.95)
 
