@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -27,6 +28,7 @@ from .data import Dataset, build_dataset, read_documents
 from .devices import fast_precision, resolve_device
 from .errors import FinetuneError
 from .evaluate import heldout_loss, perplexity
+from .failures import explained
 from .lora import LoraSettings, lora_config
 from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
 from .tokens import find_spm_file
@@ -37,6 +39,8 @@ STOP_FILE = "STOP"
 PROGRESS_FILE = "progress.jsonl"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "training_config.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -299,8 +303,19 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
     try:
         return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model)
     except Exception as err:
-        log.write("error", message=str(err), kind=type(err).__name__)
-        raise
+        failure = explained(err, s)
+        log_failure(log, failure)
+        if failure is err:
+            raise
+        raise failure from err
+
+
+def log_failure(log: ProgressLog, failure: Exception):
+    """The "error" event; when even that cannot be written (a disk still full), the server log says so."""
+    try:
+        log.write("error", message=str(failure), kind=type(failure).__name__)
+    except OSError as err:
+        logger.error("could not write the error event to %s (%s): %s", log.path, err, failure)
 
 
 def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset | None,

@@ -256,3 +256,10 @@ def test_api_names_are_listed_in_docs(client):
     for name in ("/tokenize", "/start_training", "/training_status", "/cancel_training", "/generate", "/compare"):
         assert name in names
     assert all(f"`{name}`" in documented for name in names), names
+
+
+@pytest.mark.parametrize("kind, ja, en", [("OutOfMemory", "メモリが足りません", "Out of memory")])
+def test_resource_failures_are_explained_in_both_languages(kind, ja, en):
+    status = {"state": "error", "error": "out of memory in CPU memory while training: lower the batch size",
+              "error_kind": kind}
+    assert ja in app.view.result_markdown(status, "ja") and en in app.view.result_markdown(status, "en")
