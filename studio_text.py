@@ -178,6 +178,8 @@ TEXT = {
     "err_diverged": ("学習が発散しました（学習率を下げてください）", "Training diverged (lower the learning rate)"),
     "err_memory": ("メモリが足りません（バッチサイズかブロック長を下げるか、LoRA にしてください）",
                    "Out of memory (lower the batch size or the block size, or use LoRA)"),
+    "err_disk": ("ディスクが一杯で保存できませんでした（書きかけのファイルは消しました）",
+                 "The disk is full, so saving failed (the half-written files were removed)"),
     "err_value": ("設定値が正しくありません", "A setting is not valid"),
     "err_other": ("処理できませんでした", "Could not do that"),
     "err_training": ("学習に失敗しました", "Training failed"),
@@ -185,7 +187,7 @@ TEXT = {
 
 # Exception class names (finetune.errors and friends) -> the catalogue key of their Japanese lead.
 ERROR_KEYS = {"JobBusy": "err_busy", "ModelNotAvailable": "err_model", "DataError": "err_data",
-              "Diverged": "err_diverged", "OutOfMemory": "err_memory",
+              "Diverged": "err_diverged", "OutOfMemory": "err_memory", "DiskFull": "err_disk",
               "ValueError": "err_value"}
 
 I18N = gr.I18n(ja={key: ja for key, (ja, _) in TEXT.items()}, en={key: en for key, (_, en) in TEXT.items()})

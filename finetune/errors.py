@@ -16,3 +16,6 @@ class DataError(FinetuneError):
 class OutOfMemory(FinetuneError):
     """Training ran out of GPU or CPU memory; the message names the settings to lower."""
 
+
+class DiskFull(FinetuneError):
+    """A checkpoint or the final model could not be written: no space left on the disk."""

@@ -28,7 +28,7 @@ from .data import Dataset, build_dataset, read_documents
 from .devices import fast_precision, resolve_device
 from .errors import FinetuneError
 from .evaluate import heldout_loss, perplexity
-from .failures import explained
+from .failures import complete_checkpoints, discard_partial_saves, explained
 from .lora import LoraSettings, lora_config
 from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
 from .tokens import find_spm_file
@@ -254,7 +254,11 @@ def save_result(trainer, tokenizer, source: ModelSource, out: Path):
 
 def write_json(path: Path, data: dict):
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: leave no half-written file behind
+        raise
     os.replace(tmp, path)
 
 
@@ -266,14 +270,15 @@ def prepare_output(out: Path, resume: bool):
     if not is_main_process():
         return
     (out / STOP_FILE).unlink(missing_ok=True)
+    discard_partial_saves(out)  # left by a killed run: never resumed from, never kept by rotation
     if not resume:
         (out / PROGRESS_FILE).unlink(missing_ok=True)
 
 
 def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-    folder = out / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    """The newest checkpoint written to the end (a save cut short by a kill or a full disk is skipped)."""
+    done = complete_checkpoints(out / "checkpoints")
+    return str(done[-1]) if done else None
 
 
 def settings_from_run(out: str | Path) -> TrainSettings:
@@ -303,7 +308,8 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
     try:
         return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model)
     except Exception as err:
-        failure = explained(err, s)
+        cut_short = discard_partial_saves(out) if is_main_process() else []
+        failure = explained(err, s, out, cut_short)
         log_failure(log, failure)
         if failure is err:
             raise
@@ -372,8 +378,8 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
                           device, precision, parity.status, trainer.args.world_size)
     save_result(trainer, tokenizer, source, out)
     if trainer.is_world_process_zero():
+        write_json(out / METRICS_FILE, metrics)  # before the checkpoints go: a full disk here leaves them
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        write_json(out / METRICS_FILE, metrics)
     log.write("stopped" if callback.stopped else "done", **metrics)
     return metrics
 

@@ -258,7 +258,8 @@ def test_api_names_are_listed_in_docs(client):
     assert all(f"`{name}`" in documented for name in names), names
 
 
-@pytest.mark.parametrize("kind, ja, en", [("OutOfMemory", "メモリが足りません", "Out of memory")])
+@pytest.mark.parametrize("kind, ja, en", [("OutOfMemory", "メモリが足りません", "Out of memory"),
+                                          ("DiskFull", "ディスクが一杯", "The disk is full")])
 def test_resource_failures_are_explained_in_both_languages(kind, ja, en):
     status = {"state": "error", "error": "out of memory in CPU memory while training: lower the batch size",
               "error_kind": kind}
