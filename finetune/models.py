@@ -88,9 +88,10 @@ def load_model(source: ModelSource, device: str = "cpu", dtype=None):
         base = load_model(resolve_source(source.base), device, dtype)
         return PeftModel.from_pretrained(base, source.path).to(device)
     try:
-        # trust_remote_code stays off: a model that needs its own Python code is refused (ValueError).
+        # trust_remote_code=False, never left unset: unset, transformers asks on a terminal whether to
+        # run the model's own Python code. A model that needs it is refused (ValueError).
         model = AutoModelForCausalLM.from_pretrained(
-            source.path, local_files_only=source.local_files_only, dtype=dtype)
+            source.path, local_files_only=source.local_files_only, dtype=dtype, trust_remote_code=False)
     except (OSError, ValueError) as err:
         raise ModelNotAvailable(f"cannot load model {source.name}: {first_line(err)}") from err
     return model.to(device)

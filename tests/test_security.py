@@ -49,3 +49,38 @@ def test_the_studio_applies_the_policy(monkeypatch):
 def test_sampling_controls_out_of_range_are_refused_not_crashes(bad):
     with pytest.raises(ValueError):
         GenerationSettings(**bad)
+
+
+def remote_code_folder(folder, marker):
+    """A model folder whose config, model and tokenizer all name Python files of their own; each file
+    leaves `marker` behind if it is ever imported."""
+    import json
+    folder.mkdir()
+    run_me = f"open({str(marker)!r}, 'w').write('ran')\n"
+    (folder / "configuration_evil.py").write_text(
+        run_me + "from transformers import PretrainedConfig\n\n"
+        "class EvilConfig(PretrainedConfig):\n    model_type = 'evilgpt'\n", encoding="utf-8")
+    (folder / "modeling_evil.py").write_text(run_me + "from transformers import GPT2LMHeadModel as EvilModel\n",
+                                             encoding="utf-8")
+    (folder / "tokenization_evil.py").write_text(
+        run_me + "from transformers import PreTrainedTokenizerFast as EvilTokenizer\n", encoding="utf-8")
+    (folder / "config.json").write_text(json.dumps({"model_type": "evilgpt", "auto_map": {
+        "AutoConfig": "configuration_evil.EvilConfig", "AutoModelForCausalLM": "modeling_evil.EvilModel"}}),
+        encoding="utf-8")
+    (folder / "tokenizer_config.json").write_text(json.dumps({"auto_map": {
+        "AutoTokenizer": ["tokenization_evil.EvilTokenizer", None]}}), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.parametrize("load", ["model", "tokenizer"])
+def test_remote_code_never_runs_even_if_someone_answers_yes(load, tmp_path, monkeypatch):
+    """transformers asks "Do you wish to run the custom code? [y/N]" on a terminal unless
+    trust_remote_code is given: the engine must pass False, so no prompt and no import."""
+    from finetune.models import load_model, load_tokenizer_for, resolve_source
+    marker = tmp_path / "ran"
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "y")
+    source = resolve_source(str(remote_code_folder(tmp_path / "evil", marker)))
+    with pytest.raises(ModelNotAvailable):
+        load_model(source) if load == "model" else load_tokenizer_for(source)
+    assert not marker.exists() and not asked
