@@ -187,6 +187,7 @@ class TrainingJob:
         `settings.model`. An empty `settings.out` gets a new folder under runs_dir."""
         if self.policy and shape is None:
             self.policy.check(settings.model)
+            self.policy.check_weights(settings.model)
         with self.lock:
             if self.thread is not None and self.thread.is_alive():
                 raise JobBusy(f"a training run is already in progress ({self.out}); "
