@@ -38,9 +38,10 @@ T = I18N  # T("key"): a label translated in the browser (Japanese unless ?lang=e
 # Shared objects
 
 WORK = Path(os.environ.get("STUDIO_HOME", "runs/studio"))  # runs, staged uploads and zips go here
-# Model folders a visitor may open: the embedded model's folder and the app's own runs. More can be
-# added for a local studio with STUDIO_MODEL_ROOTS (folders separated by os.pathsep).
-POLICY = ModelPolicy(tuple([str(Path(EMBEDDED_MODEL).parent), str(WORK)]
+# Model folders a visitor may open: the embedded model's folder and the app's own runs (not the
+# uploads beside them: those are visitors' files). More can be added for a local studio with
+# STUDIO_MODEL_ROOTS (folders separated by os.pathsep).
+POLICY = ModelPolicy(tuple([str(Path(EMBEDDED_MODEL).parent), str(WORK / "runs")]
                            + [p for p in os.environ.get("STUDIO_MODEL_ROOTS", "").split(os.pathsep) if p]))
 JOB = TrainingJob(WORK / "runs", policy=POLICY)
 MODELS = ModelCache(max_models=3, policy=POLICY)  # base and tuned side by side, plus one being looked at
@@ -360,6 +361,7 @@ def make_zip(run: str, merge: bool = False) -> str:
     """The chosen run folder as a zip that loads without this tool."""
     if not run:
         raise FinetuneError("no trained model yet: train one in the 学習 tab first")
+    POLICY.check(run)
     return str(export_zip(run, export_path(WORK / "exports", run), merge=bool(merge)))
 
 
@@ -374,6 +376,7 @@ def push_to_hub(run: str, repo: str, private: bool = False, token: str = "",
     else the token typed in, else HF_TOKEN."""
     if not run:
         raise FinetuneError("no trained model yet: train one in the 学習 tab first")
+    POLICY.check(run)
     given = oauth_token.token if oauth_token is not None else (token or None)
     url = push(PushSettings(model_dir=run, repo=repo or "", private=bool(private)), token=given)
     return view.pushed_markdown(url)

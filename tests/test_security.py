@@ -185,3 +185,20 @@ def test_the_studio_cache_and_training_job_check_the_weights(policy, tmp_path, t
     with pytest.raises(ModelNotAvailable, match="pickle weights only"):
         job.start(TrainSettings(model=only_bin, data=[str(unseen_text)], max_steps=1))
     assert job.thread is None
+
+
+@pytest.mark.parametrize("action", ["make_zip", "push_to_hub"])
+def test_the_share_tab_opens_only_the_apps_own_folders(action):
+    """Zip and push take a folder name from the page (or any API client): a private model elsewhere
+    on the server must not be downloadable through them."""
+    import gradio as gr
+
+    import app
+    with pytest.raises(gr.Error) as err:
+        getattr(app, action)("/root/private-model", *([False] if action == "make_zip" else ["repo"]))
+    assert "app's own folders" in err.value.message
+
+
+def test_uploads_are_not_model_folders():
+    import app
+    assert str(app.WORK / "runs") in app.POLICY.roots and str(app.WORK) not in app.POLICY.roots
