@@ -127,6 +127,16 @@ TEXT = {
     "result_stopped": ("途中でキャンセルしました。ここまでに学習した結果を保存してあります。",
                        "Cancelled part-way; what was learned so far is saved."),
     "trained_prefix": ("学習済み", "trained"),
+    "interrupted_heading": ("**中断された学習があります。** アプリの再起動などで途中で止まった学習を、最後のチェックポイントから再開できます。",
+                            "**Interrupted training.** A run stopped part-way (the app was restarted, for instance) "
+                            "can continue from its last checkpoint."),
+    "interrupted_run": ("中断された学習", "Interrupted run"),
+    "resume": ("再開", "Resume"),
+    "interrupted_resumable": ("{name}（ステップ {step}/{total} で中断・{checkpoint} から再開）",
+                              "{name} (stopped at step {step}/{total}; resumes from {checkpoint})"),
+    "interrupted_no_checkpoint": ("{name}（ステップ {step}/{total} で中断・チェックポイントがないので再開できません）",
+                                  "{name} (stopped at step {step}/{total}; no checkpoint, cannot be resumed)"),
+    "interrupted_scratch": ("{name}（ゼロから作ったモデルは再開できません）", "{name} (a model from scratch cannot be resumed)"),
 
     # 3. playground
     "model": ("モデル", "Model"),
