@@ -139,7 +139,8 @@ def is_safe_weights(name: str) -> bool:
 
 
 def is_pickle_weights(name: str) -> bool:
-    return name.endswith((".bin", ".bin.index.json", ".pt", ".pth", ".ckpt"))
+    """pytorch_model.bin, adapter_model.bin, their shards and index (not training_args.bin: no weights)."""
+    return name.startswith(("pytorch_model", "adapter_model")) and name.endswith((".bin", ".bin.index.json"))
 
 
 def weight_files(name: str) -> set[str] | None:

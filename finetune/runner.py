@@ -331,7 +331,7 @@ class TrainingJob:
             current = self.out if self.thread is not None and self.thread.is_alive() else None
         return [run for run in interrupted_runs(self.runs_dir) if current is None or run.folder != current]
 
-    def interrupted_run(self, folder: str | Path = "") -> InterruptedRun:
+    def resumable_run(self, folder: str | Path = "") -> InterruptedRun:
         """The resumable interrupted run `folder` of runs_dir (the newest one when empty); FinetuneError
         saying why when there is none."""
         runs = self.interrupted()
@@ -350,7 +350,7 @@ class TrainingJob:
     def resume(self, folder: str | Path = "") -> JobStatus:
         """Continue an interrupted run from its last checkpoint, with the settings it was started
         with (the newest resumable one when `folder` is empty). Started like `start`."""
-        run = self.interrupted_run(folder)
+        run = self.resumable_run(folder)
         settings = settings_from_run(run.folder)
         settings.out = str(run.folder)
         return self.start(settings)
