@@ -38,9 +38,10 @@ T = I18N  # T("key"): a label translated in the browser (Japanese unless ?lang=e
 # Shared objects
 
 WORK = Path(os.environ.get("STUDIO_HOME", "runs/studio"))  # runs, staged uploads and zips go here
-# Model folders a visitor may open: the embedded model's folder and the app's own runs. More can be
-# added for a local studio with STUDIO_MODEL_ROOTS (folders separated by os.pathsep).
-POLICY = ModelPolicy(tuple([str(Path(EMBEDDED_MODEL).parent), str(WORK)]
+# Model folders a visitor may open: the embedded model's folder and the app's own runs (not the
+# uploads beside them: those are visitors' files). More can be added for a local studio with
+# STUDIO_MODEL_ROOTS (folders separated by os.pathsep).
+POLICY = ModelPolicy(tuple([str(Path(EMBEDDED_MODEL).parent), str(WORK / "runs")]
                            + [p for p in os.environ.get("STUDIO_MODEL_ROOTS", "").split(os.pathsep) if p]))
 JOB = TrainingJob(WORK / "runs", policy=POLICY)
 MODELS = ModelCache(max_models=3, policy=POLICY)  # base and tuned side by side, plus one being looked at
@@ -252,6 +253,23 @@ def cancel_training() -> dict:
     return JOB.cancel().to_dict()
 
 
+def interrupted_view(lang: str):
+    """The box of runs that an app restart (or a crash) interrupted: shown only when there are any."""
+    choices = view.interrupted_choices(JOB.interrupted(), lang)
+    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+def page_interrupted(request: gr.Request):
+    return interrupted_view(page_language(request))
+
+
+@shows_errors
+def resume_training(run: str = "") -> dict:
+    """Continue an interrupted run from its last checkpoint with its own settings (the newest one
+    when `run` is empty); its status, as /start_training gives."""
+    return JOB.resume(run or "").to_dict()
+
+
 def show_status(status: dict, lang: str, shown: str, run: str):
     """Progress bar, loss plot, log and result; skipped when nothing changed since the last poll."""
     key = f"{status.get('out')}:{status.get('state')}:{status.get('events')}"
@@ -360,6 +378,7 @@ def make_zip(run: str, merge: bool = False) -> str:
     """The chosen run folder as a zip that loads without this tool."""
     if not run:
         raise FinetuneError("no trained model yet: train one in the 学習 tab first")
+    POLICY.check(run)
     return str(export_zip(run, export_path(WORK / "exports", run), merge=bool(merge)))
 
 
@@ -374,6 +393,7 @@ def push_to_hub(run: str, repo: str, private: bool = False, token: str = "",
     else the token typed in, else HF_TOKEN."""
     if not run:
         raise FinetuneError("no trained model yet: train one in the 学習 tab first")
+    POLICY.check(run)
     given = oauth_token.token if oauth_token is not None else (token or None)
     url = push(PushSettings(model_dir=run, repo=repo or "", private=bool(private)), token=given)
     return view.pushed_markdown(url)
@@ -463,6 +483,13 @@ with gr.Blocks(title=say("ja", "app_title")) as demo:
                             heads = gr.Number(ModelShape.heads, label=T("heads"), precision=0, minimum=1)
                 command = gr.Code(label=T("cli_command"), language="shell", lines=2, interactive=False,
                                   wrap_lines=True, elem_id="cli-command")
+        with gr.Group(visible=False, elem_id="interrupted") as interrupted_box:
+            gr.Markdown(T("interrupted_heading"))
+            with gr.Row():
+                # Any value reaches resume_training, which accepts interrupted runs of runs_dir only.
+                interrupted_run = gr.Dropdown([], label=T("interrupted_run"), allow_custom_value=True, scale=4,
+                                              elem_id="interrupted-run")
+                resume_button = gr.Button(T("resume"), scale=1, elem_id="resume")
         with gr.Row():
             start_button = gr.Button(T("start"), variant="primary", elem_id="start")
             cancel_button = gr.Button(T("cancel"), variant="stop", elem_id="cancel")
@@ -565,6 +592,9 @@ with gr.Blocks(title=say("ja", "app_title")) as demo:
           [lora_group, scratch_group, method], api_visibility="private")
     start_button.click(start_training, [files, pasted, *form], job_status, api_name="start_training")
     cancel_button.click(cancel_training, None, job_status, api_name="cancel_training")
+    demo.load(page_interrupted, None, [interrupted_box, interrupted_run], api_visibility="private")
+    resume_button.click(resume_training, interrupted_run, job_status, api_name="resume_training").then(
+        interrupted_view, lang, [interrupted_box, interrupted_run], api_visibility="private")
     timer.tick(training_status, None, job_status, api_name="training_status", show_progress="hidden",
                trigger_mode="once")
     job_status.change(show_status, [job_status, lang, shown_status, last_run],

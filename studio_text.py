@@ -127,6 +127,16 @@ TEXT = {
     "result_stopped": ("途中でキャンセルしました。ここまでに学習した結果を保存してあります。",
                        "Cancelled part-way; what was learned so far is saved."),
     "trained_prefix": ("学習済み", "trained"),
+    "interrupted_heading": ("**中断された学習があります。** アプリの再起動などで途中で止まった学習を、最後のチェックポイントから再開できます。",
+                            "**Interrupted training.** A run stopped part-way (the app was restarted, for instance) "
+                            "can continue from its last checkpoint."),
+    "interrupted_run": ("中断された学習", "Interrupted run"),
+    "resume": ("再開", "Resume"),
+    "interrupted_resumable": ("{name}（ステップ {step}/{total} で中断・{checkpoint} から再開）",
+                              "{name} (stopped at step {step}/{total}; resumes from {checkpoint})"),
+    "interrupted_no_checkpoint": ("{name}（ステップ {step}/{total} で中断・チェックポイントがないので再開できません）",
+                                  "{name} (stopped at step {step}/{total}; no checkpoint, cannot be resumed)"),
+    "interrupted_scratch": ("{name}（ゼロから作ったモデルは再開できません）", "{name} (a model from scratch cannot be resumed)"),
 
     # 3. playground
     "model": ("モデル", "Model"),
@@ -176,6 +186,10 @@ TEXT = {
     "err_model": ("モデルを読み込めません", "Cannot load the model"),
     "err_data": ("データに問題があります", "There is a problem with the data"),
     "err_diverged": ("学習が発散しました（学習率を下げてください）", "Training diverged (lower the learning rate)"),
+    "err_memory": ("メモリが足りません（バッチサイズかブロック長を下げるか、LoRA にしてください）",
+                   "Out of memory (lower the batch size or the block size, or use LoRA)"),
+    "err_disk": ("ディスクが一杯で保存できませんでした（書きかけのファイルは消しました）",
+                 "The disk is full, so saving failed (the half-written files were removed)"),
     "err_value": ("設定値が正しくありません", "A setting is not valid"),
     "err_other": ("処理できませんでした", "Could not do that"),
     "err_training": ("学習に失敗しました", "Training failed"),
@@ -183,7 +197,8 @@ TEXT = {
 
 # Exception class names (finetune.errors and friends) -> the catalogue key of their Japanese lead.
 ERROR_KEYS = {"JobBusy": "err_busy", "ModelNotAvailable": "err_model", "DataError": "err_data",
-              "Diverged": "err_diverged", "ValueError": "err_value"}
+              "Diverged": "err_diverged", "OutOfMemory": "err_memory", "DiskFull": "err_disk",
+              "ValueError": "err_value"}
 
 I18N = gr.I18n(ja={key: ja for key, (ja, _) in TEXT.items()}, en={key: en for key, (_, en) in TEXT.items()})
 

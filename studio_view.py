@@ -111,6 +111,20 @@ def run_choices(runs, lang: str) -> list[tuple[str, str]]:
     return [(run_label(run, lang), str(run)) for run in runs]
 
 
+def interrupted_label(run, lang: str) -> str:
+    """'run-20261127-101500 (stopped at step 60/100; resumes from checkpoint-50)'."""
+    fields = dict(name=run.folder.name, step=run.step, total=run.max_steps)
+    if run.from_scratch:
+        return say(lang, "interrupted_scratch", **fields)
+    if run.checkpoint is None:
+        return say(lang, "interrupted_no_checkpoint", **fields)
+    return say(lang, "interrupted_resumable", checkpoint=Path(run.checkpoint).name, **fields)
+
+
+def interrupted_choices(runs, lang: str) -> list[tuple[str, str]]:
+    return [(interrupted_label(run, lang), str(run.folder)) for run in runs]
+
+
 def mode_choices(lang: str) -> list[tuple[str, str]]:
     return [(say(lang, "mode_complete"), "complete"), (say(lang, "mode_qa"), "qa")]
 

@@ -8,6 +8,7 @@ The pipeline, one module per step:
   data      read documents, split a held-out part, pack into blocks
   lora      LoRA settings and the peft config
   train     fine-tune with transformers' Trainer; progress log, stop flag, metrics.json
+  failures  out of memory and a full disk explained; saves cut short cleaned up, never resumed from
   evaluate  held-out loss and perplexity
   generate  sampling, streaming, reproducible seeds
   share     push a training output folder to the Hub (adapter, merged or both), or export a zip

@@ -86,12 +86,14 @@ class ModelCache:
         return found
 
     def model(self, name: str) -> tuple[object, object]:
-        """(model in eval mode, tokenizer) of a Hub id, folder or LoRA output folder. The policy is
-        checked by `tokenizer`, which every first load goes through."""
+        """(model in eval mode, tokenizer) of a Hub id, folder or LoRA output folder. The policy's
+        name check is done by `tokenizer`, which every first load goes through; its weights check here."""
         key = cache_key(name)
         found = self.models.get(key)
         if found is None:
             tokenizer, _ = self.tokenizer(name)
+            if self.policy:
+                self.policy.check_weights(name)
             with self.loading:
                 found = self.models.get(key)
                 if found is None:

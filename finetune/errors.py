@@ -11,3 +11,11 @@ class ModelNotAvailable(FinetuneError):
 
 class DataError(FinetuneError):
     """The training or evaluation text is unusable (missing, empty, binary, too short)."""
+
+
+class OutOfMemory(FinetuneError):
+    """Training ran out of GPU or CPU memory; the message names the settings to lower."""
+
+
+class DiskFull(FinetuneError):
+    """A checkpoint or the final model could not be written: no space left on the disk."""

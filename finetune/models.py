@@ -2,11 +2,23 @@
 
 Loading never hangs on an unreachable Hub: a Hub id that is not in the local cache is only fetched
 after a quick reachability check, and otherwise fails with a message naming the offline model.
+
+Which weights are loaded (pickle files can run code when they are unpickled carelessly):
+  - safetensors whenever a model has them (transformers prefers them; this engine writes nothing else);
+  - pickle checkpoints (pytorch_model.bin, adapter_model.bin) only through torch's weights_only
+    unpickler, which rebuilds tensors and refuses any other object, so loading them cannot run code.
+    transformers 5.24 and peft already default to it; load_model passes weights_only=True itself so
+    that no default can change it, and a refused pickle becomes ModelNotAvailable;
+  - a shared front end (ModelPolicy.check_weights, the studio) opens safetensors only: a folder or
+    Hub model with nothing but pickle weights is refused with the reason, except the trusted
+    default base (TRUSTED_PICKLE_MODELS). The CLI's user owns the machine and may load .bin files.
+Models that need their own Python code are never loaded (trust_remote_code=False everywhere).
 """
 from __future__ import annotations
 
 import json
 import os
+import pickle
 import re
 import socket
 from dataclasses import dataclass
@@ -20,6 +32,11 @@ DEFAULT_BASE = "rinna/japanese-gpt2-xsmall"
 # The model the project trains and ships itself (assets/build_tiny_model.sh), usable offline.
 EMBEDDED_MODEL = str(Path(__file__).resolve().parent.parent / "assets" / "tiny-japanese-gpt2")
 OFFLINE_HINT = f"use the embedded model instead: --model {EMBEDDED_MODEL}"
+SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+PICKLE_WEIGHTS = ("pytorch_model.bin", "pytorch_model.bin.index.json", "adapter_model.bin")
+# Hub models whose pickle weights (if that is all they have) a shared front end still opens, read
+# with weights_only=True: the default base, published by rinna and named throughout this project.
+TRUSTED_PICKLE_MODELS = (DEFAULT_BASE,)
 
 
 @dataclass
@@ -86,14 +103,27 @@ def load_model(source: ModelSource, device: str = "cpu", dtype=None):
     if source.adapter:
         from peft import PeftModel
         base = load_model(resolve_source(source.base), device, dtype)
-        return PeftModel.from_pretrained(base, source.path).to(device)
+        try:
+            return PeftModel.from_pretrained(base, source.path).to(device)  # peft: weights_only=True
+        except pickle.UnpicklingError as err:
+            raise pickle_refused(source) from err
     try:
-        # trust_remote_code stays off: a model that needs its own Python code is refused (ValueError).
+        # trust_remote_code=False, never left unset: unset, transformers asks on a terminal whether to
+        # run the model's own Python code. A model that needs it is refused (ValueError).
         model = AutoModelForCausalLM.from_pretrained(
-            source.path, local_files_only=source.local_files_only, dtype=dtype)
+            source.path, local_files_only=source.local_files_only, dtype=dtype, trust_remote_code=False,
+            weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise pickle_refused(source) from err
     except (OSError, ValueError) as err:
         raise ModelNotAvailable(f"cannot load model {source.name}: {first_line(err)}") from err
     return model.to(device)
+
+
+def pickle_refused(source: ModelSource) -> ModelNotAvailable:
+    return ModelNotAvailable(
+        f"cannot load model {source.name}: its pickle weights (.bin) hold objects other than tensors, "
+        "so they were not unpickled (that could run code); use a safetensors copy of the model")
 
 
 def load_tokenizer_for(source: ModelSource) -> tuple[object, Parity]:
@@ -102,6 +132,47 @@ def load_tokenizer_for(source: ModelSource) -> tuple[object, Parity]:
         return load_tokenizer(source.path, local_files_only=source.local_files_only)
     except (OSError, ValueError) as err:
         raise ModelNotAvailable(f"cannot load the tokenizer of {source.name}: {first_line(err)}") from err
+
+
+def is_safe_weights(name: str) -> bool:
+    return name.endswith((".safetensors", ".safetensors.index.json"))
+
+
+def is_pickle_weights(name: str) -> bool:
+    """pytorch_model.bin, adapter_model.bin, their shards and index (not training_args.bin: no weights)."""
+    return name.startswith(("pytorch_model", "adapter_model")) and name.endswith((".bin", ".bin.index.json"))
+
+
+def weight_files(name: str) -> set[str] | None:
+    """The weight file names of a model folder or Hub model; None when nothing can tell."""
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return {p.name for p in folder.iterdir() if is_safe_weights(p.name) or is_pickle_weights(p.name)}
+    return hub_weight_files(name)
+
+
+def hub_weight_files(repo_id: str) -> set[str] | None:
+    """A Hub model's weight files: the cached ones when they include safetensors, else the Hub's list
+    (when it can be reached), else whatever is cached (None if nothing is)."""
+    from huggingface_hub import list_repo_files, try_to_load_from_cache
+    from huggingface_hub.errors import HFValidationError
+    from httpx2 import HTTPError
+    cached = {f for f in SAFE_WEIGHTS + PICKLE_WEIGHTS if isinstance(try_to_load_from_cache(repo_id, f), str)}
+    if any(map(is_safe_weights, cached)) or not hub_reachable():
+        return cached or None
+    try:
+        listed = list_repo_files(repo_id)
+    except (OSError, HTTPError, HFValidationError):  # no such repo, gated, network: loading will say why
+        return cached or None
+    return {f for f in listed if is_safe_weights(f) or is_pickle_weights(f)}
+
+
+def adapter_base(name: str) -> str | None:
+    """The base model a LoRA output folder applies to (None for anything else)."""
+    config = Path(name.strip()).expanduser() / "adapter_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text(encoding="utf-8")).get("base_model_name_or_path")
 
 
 def first_line(err: Exception) -> str:
@@ -116,12 +187,34 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 class ModelPolicy:
     """Which model names a shared front end (the studio on a public Space) accepts: Hub ids, and
     folders inside `roots` only, so a visitor cannot make the server read /etc, ~/.ssh or ../.
-    URLs are refused. (The CLI has no policy: its user owns the machine.) Models that need their
-    own Python code are refused by `load_model` in every case."""
+    URLs are refused, and so are weights that are pickle files only (`check_weights`). (The CLI has
+    no policy: its user owns the machine.) Models that need their own Python code are refused by
+    `load_model` in every case."""
     roots: tuple[str, ...]
 
     def check(self, name: str) -> None:
-        """Raise ModelNotAvailable with the reason when `name` is not allowed."""
+        """Raise ModelNotAvailable with the reason when `name`, or the base of a LoRA folder, is not allowed."""
+        self.check_name(name)
+        base = adapter_base(name)
+        if base:
+            self.check_name(base)
+
+    def check_weights(self, name: str) -> None:
+        """Raise ModelNotAvailable when `name` (or the base of a LoRA folder) has pickle weights and
+        no safetensors. Call it before a model is loaded, after `check`: for a Hub model that is not
+        cached it asks the Hub for the file list. A model whose files nothing can tell is let through
+        (loading then explains, and reads any pickle with weights_only=True)."""
+        for model in filter(None, (name.strip(), adapter_base(name))):
+            files = set() if model in TRUSTED_PICKLE_MODELS else (weight_files(model) or set())
+            pickles = sorted(filter(is_pickle_weights, files))
+            if pickles and not any(map(is_safe_weights, files)):
+                raise ModelNotAvailable(
+                    f"{model} has pickle weights only ({', '.join(pickles)}); this app opens safetensors "
+                    "only, because unpickling a file can run code. Use a copy saved with save_pretrained "
+                    "(which writes model.safetensors), or the command line")
+
+    def check_name(self, name: str) -> None:
+        """Raise ModelNotAvailable with the reason when the name itself is not allowed."""
         name = name.strip()
         if "\x00" in name or "://" in name or name.lower().startswith(("http:", "https:", "file:")):
             raise ModelNotAvailable(f"{name!r}: URLs are not accepted; give a Hub id (owner/name) or a folder")

@@ -3,6 +3,12 @@
 A front end (the studio, a script) calls `start(settings)`, polls `status()` and may `cancel()`.
 The job does not belong to the request that started it: closing the page that started it leaves it
 running, and every page sees the same job. Nothing here imports gradio.
+
+While a job trains, its thread holds a lock on the run folder's .training.lock (flock, so the
+operating system lets go of it when the process ends, however it ends). A run whose progress.jsonl
+began but never ended, and whose lock nobody holds, was interrupted (the app was restarted or
+killed): `interrupted_runs` finds those, and `TrainingJob.resume` continues one from its last
+checkpoint with the settings it was started with.
 """
 from __future__ import annotations
 
@@ -14,15 +20,22 @@ import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+try:
+    import fcntl
+except ImportError:  # Windows: a run is known to be alive only in the process training it
+    fcntl = None
+
 from .models import ModelPolicy
 from .errors import FinetuneError
 from .lora import LoraSettings
 from .scratch import ModelShape
-from .train import METRICS_FILE, PROGRESS_FILE, STOP_FILE, TrainSettings
+from .train import CONFIG_FILE, METRICS_FILE, PROGRESS_FILE, STOP_FILE, TrainSettings, last_checkpoint, \
+    settings_from_run
 
 log = logging.getLogger(__name__)
 
 FINISHED = ("done", "stopped", "error")
+LOCK_FILE = ".training.lock"
 LOG_LINES = 200  # status() keeps the newest lines only: a long run must not grow every poll
 
 
@@ -125,6 +138,8 @@ def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> st
     """The `python -m finetune train …` (or `scratch …`) command that runs the same job. Flags at
     their default values are left out."""
     defaults = TrainSettings()
+    if settings.resume:
+        return shlex.join(["python", "-m", "finetune", "train", "--resume", settings.out or "OUT"])
     args = ["python", "-m", "finetune", "scratch" if shape else "train"]
     if not shape:
         args += ["--model", settings.model]
@@ -168,6 +183,85 @@ def finished_runs(runs_dir: str | Path) -> list[Path]:
     return sorted(done, key=lambda p: (p / METRICS_FILE).stat().st_mtime, reverse=True)
 
 
+def lock_run(folder: Path):
+    """Lock `folder` for training: the lock lasts while the returned file stays open, and ends with
+    the process however it ends. JobBusy when another process is training there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    handle = open(folder / LOCK_FILE, "a")
+    if fcntl is not None:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise JobBusy(f"another process is training in {folder}") from None
+    return handle
+
+
+def is_training(folder: Path) -> bool:
+    """Does a live process (this one included) hold the training lock of `folder`?"""
+    if fcntl is None or not (folder / LOCK_FILE).is_file():
+        return False
+    with open(folder / LOCK_FILE, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def never_ended(events: list[dict]) -> bool:
+    """Did the log begin (start or resume) without a done/stopped/error event after it?"""
+    begun = False
+    for e in events:
+        if e["event"] in ("start", "resume"):
+            begun = True
+        elif e["event"] in FINISHED:
+            begun = False
+    return begun
+
+
+@dataclass
+class InterruptedRun:
+    """A run that began and never ended, and that no live process is training."""
+    folder: Path
+    step: int                  # the last step it logged
+    max_steps: int
+    checkpoint: str | None     # where a resume starts; None: it died before its first checkpoint
+    from_scratch: bool         # its new tokenizer and initial model were temporary: gone
+
+    @property
+    def resumable(self) -> bool:
+        return self.checkpoint is not None and not self.from_scratch
+
+    @property
+    def why_not_resumable(self) -> str:
+        if self.from_scratch:
+            return (f"{self.folder} was trained from scratch: its new tokenizer and initial model were "
+                    "temporary and are gone, so it cannot be resumed; start it again")
+        return (f"{self.folder} was interrupted at step {self.step}, before its first checkpoint was "
+                "written: there is nothing to resume from; start it again")
+
+
+def interrupted_run(folder: Path) -> InterruptedRun | None:
+    """`folder` as an interrupted run, or None when it is finished, alive or not a run."""
+    events = read_events(folder / PROGRESS_FILE)
+    if not never_ended(events) or is_training(folder):
+        return None
+    steps = [e["step"] for e in events if e["event"] == "step"]
+    begun = [e for e in events if e["event"] in ("start", "resume")]
+    config = folder / CONFIG_FILE
+    base = json.loads(config.read_text(encoding="utf-8")).get("base_model") if config.is_file() else None
+    return InterruptedRun(folder, steps[-1] if steps else 0, begun[-1].get("max_steps", 0),
+                          last_checkpoint(folder), base == "scratch")
+
+
+def interrupted_runs(runs_dir: str | Path) -> list[InterruptedRun]:
+    """The interrupted runs under `runs_dir`, the most recently active first."""
+    logs = sorted(Path(runs_dir).glob(f"*/{PROGRESS_FILE}"), key=lambda p: p.stat().st_mtime, reverse=True)
+    return [run for run in map(interrupted_run, (p.parent for p in logs)) if run is not None]
+
+
 class TrainingJob:
     """The one training job of this process. Every method is safe to call from any thread."""
 
@@ -187,17 +281,19 @@ class TrainingJob:
         `settings.model`. An empty `settings.out` gets a new folder under runs_dir."""
         if self.policy and shape is None:
             self.policy.check(settings.model)
+            self.policy.check_weights(settings.model)
         with self.lock:
             if self.thread is not None and self.thread.is_alive():
                 raise JobBusy(f"a training run is already in progress ({self.out}); "
                               "wait for it to finish or cancel it first")
             if not settings.out:
                 settings.out = str(self.free_folder())
+            lock = lock_run(Path(settings.out))
             self.out = Path(settings.out)
             self.command = command_line(settings, shape)
             self.stop = threading.Event()
             self.failure, self.result = None, None
-            self.thread = threading.Thread(target=self.run, args=(settings, shape, self.stop),
+            self.thread = threading.Thread(target=self.run, args=(settings, shape, self.stop, lock),
                                            name="training", daemon=True)
             self.thread.start()
         return self.status()
@@ -211,7 +307,7 @@ class TrainingJob:
             folder = base.with_name(f"{base.name}-{n}")
         return folder
 
-    def run(self, settings: TrainSettings, shape: ModelShape | None, stop: threading.Event):
+    def run(self, settings: TrainSettings, shape: ModelShape | None, stop: threading.Event, lock):
         from .scratch import scratch
         from .train import train
         try:
@@ -226,6 +322,38 @@ class TrainingJob:
             self.failure = (f"internal error: {type(err).__name__}: {err}", type(err).__name__)
         else:
             self.result = metrics
+        finally:
+            lock.close()  # the run folder is free: a later app sees it as finished or interrupted
+
+    def interrupted(self) -> list[InterruptedRun]:
+        """The interrupted runs of runs_dir (never the one this job is training)."""
+        with self.lock:
+            current = self.out if self.thread is not None and self.thread.is_alive() else None
+        return [run for run in interrupted_runs(self.runs_dir) if current is None or run.folder != current]
+
+    def resumable_run(self, folder: str | Path = "") -> InterruptedRun:
+        """The resumable interrupted run `folder` of runs_dir (the newest one when empty); FinetuneError
+        saying why when there is none."""
+        runs = self.interrupted()
+        if not folder:
+            resumable = [run for run in runs if run.resumable]
+            if not resumable:
+                raise FinetuneError("there is no interrupted run to resume")
+            return resumable[0]
+        run = next((run for run in runs if run.folder.resolve() == Path(folder).resolve()), None)
+        if run is None:
+            raise FinetuneError(f"{folder} is not an interrupted run of this app (finished, running, or elsewhere)")
+        if not run.resumable:
+            raise FinetuneError(run.why_not_resumable)
+        return run
+
+    def resume(self, folder: str | Path = "") -> JobStatus:
+        """Continue an interrupted run from its last checkpoint, with the settings it was started
+        with (the newest resumable one when `folder` is empty). Started like `start`."""
+        run = self.resumable_run(folder)
+        settings = settings_from_run(run.folder)
+        settings.out = str(run.folder)
+        return self.start(settings)
 
     def cancel(self) -> JobStatus:
         """Ask the running job to stop after its current step; it then saves what it has learned.

@@ -130,7 +130,8 @@ def load_tokenizer(source: str, local_files_only: bool = False, revision: str | 
     """Load a tokenizer with AutoTokenizer, then check it against its sentencepiece model and
     repair it if they disagree. Returns (tokenizer, Parity)."""
     from transformers import AutoTokenizer
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only, revision=revision)
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local_files_only, revision=revision,
+                                              trust_remote_code=False)  # never asks, never runs a repo's code
     folder = tokenizer_folder(source, local_files_only, revision)
     spm_file = find_spm_file(folder) if folder else None
     lowercase = read_lowercase_flag(folder) if folder else False

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import math
 import os
 import shutil
@@ -28,6 +29,7 @@ from .data import Dataset, build_dataset, read_documents
 from .devices import fast_precision, resolve_device
 from .errors import FinetuneError
 from .evaluate import heldout_loss, perplexity
+from .failures import complete_checkpoints, discard_partial_saves, explained
 from .lora import LoraSettings, lora_config
 from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
 from .speed import default_batch_size, default_block_size, estimated_tokens, mfu, scaled_lr, should_compile
@@ -41,6 +43,8 @@ STOP_FILE = "STOP"
 PROGRESS_FILE = "progress.jsonl"
 METRICS_FILE = "metrics.json"
 CONFIG_FILE = "training_config.json"
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -340,7 +344,11 @@ def save_result(trainer, tokenizer, source: ModelSource, out: Path):
 
 def write_json(path: Path, data: dict):
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    try:
+        tmp.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk: leave no half-written file behind
+        raise
     os.replace(tmp, path)
 
 
@@ -352,14 +360,15 @@ def prepare_output(out: Path, resume: bool):
     if not is_main_process():
         return
     (out / STOP_FILE).unlink(missing_ok=True)
+    discard_partial_saves(out)  # left by a killed run: never resumed from, never kept by rotation
     if not resume:
         (out / PROGRESS_FILE).unlink(missing_ok=True)
 
 
 def last_checkpoint(out: Path) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
-    folder = out / "checkpoints"
-    return get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    """The newest checkpoint written to the end (a save cut short by a kill or a full disk is skipped)."""
+    done = complete_checkpoints(out / "checkpoints")
+    return str(done[-1]) if done else None
 
 
 def settings_from_run(out: str | Path) -> TrainSettings:
@@ -389,8 +398,20 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
     try:
         return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model)
     except Exception as err:
-        log.write("error", message=str(err), kind=type(err).__name__)
-        raise
+        cut_short = discard_partial_saves(out) if is_main_process() else []
+        failure = explained(err, s, out, cut_short)
+        log_failure(log, failure)
+        if failure is err:
+            raise
+        raise failure from err
+
+
+def log_failure(log: ProgressLog, failure: Exception):
+    """The "error" event; when even that cannot be written (a disk still full), the server log says so."""
+    try:
+        log.write("error", message=str(failure), kind=type(failure).__name__)
+    except OSError as err:
+        logger.error("could not write the error event to %s (%s): %s", log.path, err, failure)
 
 
 def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset | None,
@@ -455,8 +476,8 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
                                   trainer.args.world_size)
     save_result(trainer, tokenizer, source, out)
     if trainer.is_world_process_zero():
+        write_json(out / METRICS_FILE, metrics)  # before the checkpoints go: a full disk here leaves them
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        write_json(out / METRICS_FILE, metrics)
     log.write("stopped" if callback.stopped else "done", **metrics)
     return metrics
 

@@ -51,3 +51,24 @@ def build_rinna_like(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def rinna_like(tmp_path_factory) -> Path:
     return build_rinna_like(tmp_path_factory.mktemp("rinna-like"))
+
+
+class Crash(BaseException):
+    """Stands in for the process dying: not an Exception, so train() neither logs an error event nor
+    cleans anything up."""
+
+
+def crashed_run(model: str, text: Path, out: Path) -> Path:
+    """A run folder as a killed process leaves it: 8 steps planned, checkpoint-4 written, the process
+    gone at step 6 with no final event and no final model."""
+    from finetune.train import TrainSettings, train
+
+    def die_at_step_6(record):
+        if record["event"] == "step" and record["step"] >= 6:
+            raise Crash()
+
+    settings = TrainSettings(model=model, data=[str(text)], out=str(out), max_steps=8, block_size=64, batch_size=8,
+                             device="cpu", seed=0, save_steps=4, eval_steps=100)
+    with pytest.raises(Crash):
+        train(settings, on_event=die_at_step_6)
+    return out

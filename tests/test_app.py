@@ -250,9 +250,44 @@ def test_client_start_status_cancel_generate(client, unseen_text, embedded, fini
     assert text_of(tuned[-1]) != "…"
 
 
+def test_client_resume_says_why_when_there_is_nothing_to_resume(client):
+    with pytest.raises(Exception) as err:
+        client.predict("", api_name="/resume_training")  # "": the newest interrupted run
+    assert "no interrupted run" in str(err.value)
+
+
 def test_api_names_are_listed_in_docs(client):
     documented = (Path(__file__).resolve().parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    for name in ("/tokenize", "/start_training", "/training_status", "/cancel_training", "/generate", "/compare"):
+    for name in ("/tokenize", "/start_training", "/training_status", "/cancel_training", "/resume_training",
+                 "/generate", "/compare"):
         assert name in names
     assert all(f"`{name}`" in documented for name in names), names
+
+
+@pytest.mark.parametrize("kind, ja, en", [("OutOfMemory", "メモリが足りません", "Out of memory"),
+                                          ("DiskFull", "ディスクが一杯", "The disk is full")])
+def test_resource_failures_are_explained_in_both_languages(kind, ja, en):
+    status = {"state": "error", "error": "out of memory in CPU memory while training: lower the batch size",
+              "error_kind": kind}
+    assert ja in app.view.result_markdown(status, "ja") and en in app.view.result_markdown(status, "en")
+
+
+def test_an_interrupted_run_is_offered_and_resumed(finished_run, embedded, unseen_text, client):
+    """A run the app was training when it was restarted (the new app's job never saw it): shown,
+    then resumed through the API as the Resume button does."""
+    from conftest import crashed_run
+    folder = crashed_run(embedded, unseen_text, app.JOB.runs_dir / "run-interrupted")
+    box, runs = app.interrupted_view("ja")
+    assert box["visible"] and runs["value"] == str(folder)
+    assert "ステップ 6/8" in runs["choices"][0][0] and "checkpoint-4" in runs["choices"][0][0]
+    assert "stopped at step 6/8" in app.interrupted_view("en")[1]["choices"][0][0]
+    status = client.predict(str(folder), api_name="/resume_training")
+    assert status["state"] == "running" and "--resume" in status["command"]
+    final = app.JOB.wait(300)
+    assert final.state == "done", final.error
+    assert final.metrics["steps"] == 8 and final.out == str(folder)
+    assert app.interrupted_view("ja")[0]["visible"] is False
+    with pytest.raises(gr.Error) as err:
+        app.resume_training()
+    assert "no interrupted run" in err.value.message

@@ -1,0 +1,79 @@
+"""The studio's training job after an app restart: runs that began and never ended are found, told
+apart from finished ones and from runs a live process is training, and resumed from their checkpoint."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from transformers import AutoModelForCausalLM
+
+from conftest import crashed_run
+from finetune.errors import FinetuneError
+from finetune.runner import TrainingJob, interrupted_runs, is_training
+
+
+def fake_run(folder: Path, *events: str) -> Path:
+    """A run folder whose progress.jsonl holds just these events (no checkpoint)."""
+    folder.mkdir(parents=True)
+    fields = {"start": dict(model="m", method="full", device="cpu", precision="fp32", train_tokens=1,
+                            heldout_tokens=1, max_steps=10),
+              "step": dict(step=3, max_steps=10, loss=1.0, tokens_per_second=1.0, eta_seconds=1.0)}
+    lines = [json.dumps({"event": e, **fields.get(e, {"message": "x", "steps": 3})}) for e in events]
+    (folder / "progress.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def events(folder: Path) -> list[dict]:
+    return [json.loads(line) for line in (folder / "progress.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def test_after_a_restart_an_interrupted_run_is_found_and_resumed(tiny_model, unseen_text, tmp_path):
+    runs = tmp_path / "runs"
+    crashed = crashed_run(tiny_model, unseen_text, runs / "run-crashed")
+    fake_run(runs / "run-done", "start", "step", "done")
+    fake_run(runs / "run-failed", "start", "step", "error")
+    early = fake_run(runs / "run-early", "start", "step")          # died before its first checkpoint
+
+    job = TrainingJob(runs)                                        # a new app on the same runs folder
+    found = {run.folder.name: run for run in job.interrupted()}
+    assert set(found) == {"run-crashed", "run-early"}
+    assert found["run-crashed"].resumable and found["run-crashed"].checkpoint.endswith("checkpoint-4")
+    assert (found["run-crashed"].step, found["run-crashed"].max_steps) == (6, 8)
+    assert not found["run-early"].resumable
+    with pytest.raises(FinetuneError, match="before its first checkpoint"):
+        job.resume(early)
+    with pytest.raises(FinetuneError, match="not an interrupted run"):
+        job.resume(runs / "run-done")
+    with pytest.raises(FinetuneError, match="not an interrupted run"):
+        job.resume(tmp_path / "elsewhere")
+
+    status = job.resume()                                          # the newest resumable one
+    assert status.out == str(crashed) and status.command.endswith(f"--resume {crashed}")
+    assert [run.folder.name for run in job.interrupted()] == ["run-early"]  # not while it trains
+    final = job.wait(300)
+    assert final.state == "done", final.error
+    assert final.metrics["steps"] == 8
+    resumed = [e for e in events(crashed) if e["event"] == "resume"]
+    assert resumed and resumed[0]["checkpoint"].endswith("checkpoint-4")
+    assert AutoModelForCausalLM.from_pretrained(str(crashed)) is not None
+    assert [run.folder.name for run in interrupted_runs(runs)] == ["run-early"]
+    assert not is_training(crashed)                                # the lock went with the thread
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_run_that_a_live_process_trains_is_not_interrupted(tmp_path):
+    folder = fake_run(tmp_path / "runs" / "run-live", "start", "step")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import fcntl, sys, time\n"
+         "f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(120)",
+         str(folder / ".training.lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        assert is_training(folder) and interrupted_runs(tmp_path / "runs") == []
+        with pytest.raises(FinetuneError):
+            TrainingJob(tmp_path / "runs").resume(folder)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert [run.folder for run in interrupted_runs(tmp_path / "runs")] == [folder]  # its process is gone
