@@ -15,15 +15,17 @@ from pathlib import Path
 import gradio as gr
 
 from finetune.cache import ModelCache
-from finetune.devices import describe_devices
+from finetune.devices import describe_devices, resolve_device
 from finetune.errors import FinetuneError
 from finetune.generate import GenerationSettings, stream
 from finetune.lora import LoraSettings
 from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, ModelPolicy, hub_reachable
 from finetune.prepare import PrepareSettings, prepare
+from finetune.priority import yield_cpu_to_training
 from finetune.qa import prompt_for
 from finetune.runner import TrainingJob, command_line, finished_runs
 from finetune.scratch import ModelShape
+from finetune.speed import default_block_size
 from finetune.share import PushSettings, export_zip, push
 from finetune.tokens import token_view
 from finetune.train import TrainSettings
@@ -195,7 +197,8 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
                seed: int, lang: str = "ja") -> tuple[str, str]:
     """Read the text as training will: a summary and the first packed blocks."""
     counting = EMBEDDED_MODEL if base_model == SCRATCH else (base_model or EMBEDDED_MODEL)
-    settings = PrepareSettings(data=[staged(files, pasted)], model=counting, block_size=int(block_size),
+    settings = PrepareSettings(data=[staged(files, pasted)], model=counting,
+                               block_size=int(block_size) or default_block_size(resolve_device("auto"), 1024),
                                heldout=float(heldout), seed=int(seed))
     report = prepare(settings, tokenizer=MODELS.tokenizer(counting)[0])
     return view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang)
@@ -210,7 +213,7 @@ def check_data_if_given(files, pasted, *settings):
 
 def cli_command(files: list[str] | None = None, pasted: str = "", base_model: str = EMBEDDED_MODEL,
                 method: str = "full", epochs: float = 3, max_steps: int = 0, learning_rate: float = 0,
-                batch_size: int = 8, block_size: int = 128, device: str = "auto", heldout: float = 0.1,
+                batch_size: int = 0, block_size: int = 0, device: str = "auto", heldout: float = 0.1,
                 seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                 lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
                 width: int = 256, heads: int = 4) -> str:
@@ -232,7 +235,7 @@ def cli_command(files: list[str] | None = None, pasted: str = "", base_model: st
 @shows_errors
 def start_training(files: list[str] | None = None, pasted: str = "", base_model: str = EMBEDDED_MODEL,
                    method: str = "full", epochs: float = 3, max_steps: int = 0, learning_rate: float = 0,
-                   batch_size: int = 8, block_size: int = 128, device: str = "auto", heldout: float = 0.1,
+                   batch_size: int = 0, block_size: int = 0, device: str = "auto", heldout: float = 0.1,
                    seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                    lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
                    width: int = 256, heads: int = 4) -> dict:
@@ -453,9 +456,11 @@ with gr.Blocks(title=say("ja", "app_title")) as demo:
                 with gr.Row():
                     learning_rate = gr.Number(0, label=T("learning_rate"), info=T("learning_rate_info"),
                                               minimum=0, step=1e-5, elem_id="learning-rate")
-                    batch_size = gr.Number(8, label=T("batch_size"), precision=0, minimum=1, elem_id="batch-size")
-                    block_size = gr.Number(128, label=T("block_size"), info=T("block_size_info"), precision=0,
-                                           minimum=8, elem_id="block-size")
+                    # 0 = the engine's per-device default (finetune/speed.py)
+                    batch_size = gr.Number(0, label=T("batch_size"), info=T("batch_size_info"), precision=0,
+                                           minimum=0, elem_id="batch-size")
+                    block_size = gr.Number(0, label=T("block_size"), info=T("block_size_info"), precision=0,
+                                           minimum=0, elem_id="block-size")
                 device = gr.Radio([(T("device_auto"), "auto"), ("CPU", "cpu"), ("GPU (CUDA)", "cuda")],
                                   value="auto", label=T("device"), info=describe_devices(), elem_id="device")
                 with gr.Accordion(T("advanced"), open=False, elem_id="advanced"):
@@ -642,4 +647,8 @@ def launch_options() -> dict:
 if __name__ == "__main__":
     # Four requests of one kind at a time (tokenize is instant; generation shares one sampling lock);
     # up to 64 wait in the queue, more are told to come back rather than piling up.
+    # Every thread the server makes from here on (HTTP, queue workers, generation) inherits a lower
+    # CPU priority than training, whose threads come from JOB's launcher, made at import
+    # (finetune/priority.py): visitors then take little CPU from a running training job.
+    yield_cpu_to_training()
     demo.queue(default_concurrency_limit=4, max_size=64).launch(**launch_options())

@@ -25,6 +25,7 @@ try:
 except ImportError:  # Windows: a run is known to be alive only in the process training it
     fcntl = None
 
+from .priority import ThreadLauncher
 from .models import ModelPolicy
 from .errors import FinetuneError
 from .lora import LoraSettings
@@ -270,6 +271,9 @@ class TrainingJob:
         self.policy = policy                          # which base models this front end may load
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
+        # Training threads come from a thread made now, so they keep this priority even when the
+        # request thread that starts them has yielded the CPU (finetune/priority.py).
+        self.launcher = ThreadLauncher()
         self.stop = threading.Event()
         self.out: Path | None = None
         self.command = ""
@@ -293,9 +297,7 @@ class TrainingJob:
             self.command = command_line(settings, shape)
             self.stop = threading.Event()
             self.failure, self.result = None, None
-            self.thread = threading.Thread(target=self.run, args=(settings, shape, self.stop, lock),
-                                           name="training", daemon=True)
-            self.thread.start()
+            self.thread = self.launcher.start(self.run, (settings, shape, self.stop, lock), name="training")
         return self.status()
 
     def free_folder(self) -> Path:

@@ -399,11 +399,20 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
         return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model)
     except Exception as err:
         cut_short = discard_partial_saves(out) if is_main_process() else []
-        failure = explained(err, s, out, cut_short)
+        failure = explained(err, settings_in_use(s, out), out, cut_short)
         log_failure(log, failure)
         if failure is err:
             raise
         raise failure from err
+
+
+def settings_in_use(s: TrainSettings, out: Path) -> TrainSettings:
+    """The settings as resolved for this run (automatic batch and block sizes filled in), once
+    training_config.json has been written; `s` before that."""
+    try:
+        return settings_from_run(out) if (out / CONFIG_FILE).is_file() else s
+    except (ValueError, TypeError, OSError, json.JSONDecodeError):
+        return s
 
 
 def log_failure(log: ProgressLog, failure: Exception):
