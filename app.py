@@ -81,6 +81,27 @@ def shows_errors(fn):
     return plain
 
 
+def yields_cpu(fn):
+    """Run a CPU-heavy callback at a lower priority than training (finetune/priority.py). Only the
+    worker thread doing the work is lowered: the server's event loop keeps its priority, so every
+    visitor is still answered in time. A streamed callback may continue on another worker thread
+    after each yield, so every step lowers its own."""
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def streaming(*args, **kwargs):
+            yield_cpu_to_training()
+            for item in fn(*args, **kwargs):
+                yield item
+                yield_cpu_to_training()
+        return streaming
+
+    @functools.wraps(fn)
+    def plain(*args, **kwargs):
+        yield_cpu_to_training()
+        return fn(*args, **kwargs)
+    return plain
+
+
 # ---------------------------------------------------------------------------------------------
 # Callbacks: language and model lists
 
@@ -150,6 +171,7 @@ def adopt_run(run: str, lang: str):
 # ---------------------------------------------------------------------------------------------
 # Callbacks: 1. tokens
 
+@yields_cpu
 @shows_errors
 def tokenize(text: str, model: str = EMBEDDED_MODEL) -> dict:
     """Tokens, ids, counts and coloured spans of `text` under `model`'s tokenizer."""
@@ -157,6 +179,7 @@ def tokenize(text: str, model: str = EMBEDDED_MODEL) -> dict:
     return view.token_details(token_view(tokenizer, text or ""), model or EMBEDDED_MODEL, parity)
 
 
+@yields_cpu
 def tokenize_b(text: str, model: str, compare: bool) -> dict:
     """The second tokenizer of compare mode (nothing while compare mode is off)."""
     return tokenize(text, model) if compare else {}
@@ -192,6 +215,7 @@ def staged(files, pasted: str) -> str:
     return str(staged_inputs(WORK / "uploads", files or [], pasted or ""))
 
 
+@yields_cpu
 @shows_errors
 def check_data(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
                seed: int, lang: str = "ja") -> tuple[str, str]:
@@ -321,6 +345,7 @@ def with_turn(history: list | None, prompt: str, reply: str) -> list:
     return (history or []) + [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
 
 
+@yields_cpu
 @shows_errors
 def generate(prompt: str, model: str = EMBEDDED_MODEL, mode: str = "complete", max_new_tokens: int = 60,
              temperature: float = 0.8, top_p: float = 0.95, top_k: int = 50, repetition_penalty: float = 1.1,
@@ -333,6 +358,7 @@ def generate(prompt: str, model: str = EMBEDDED_MODEL, mode: str = "complete", m
         yield with_turn(history, prompt, reply)
 
 
+@yields_cpu
 @shows_errors
 def compare(prompt: str, base_model: str = EMBEDDED_MODEL, tuned_model: str = "", mode: str = "complete",
             max_new_tokens: int = 60, temperature: float = 0.8, top_p: float = 0.95, top_k: int = 50,
@@ -376,6 +402,7 @@ def chat_layout(side_by_side: bool):
 # ---------------------------------------------------------------------------------------------
 # Callbacks: 4. share
 
+@yields_cpu
 @shows_errors
 def make_zip(run: str, merge: bool = False) -> str:
     """The chosen run folder as a zip that loads without this tool."""
@@ -389,6 +416,7 @@ def hub_note(lang: str) -> str:
     return view.hub_note(hub_reachable(), lang)
 
 
+@yields_cpu
 @shows_errors
 def push_to_hub(run: str, repo: str, private: bool = False, token: str = "",
                 oauth_token: gr.OAuthToken | None = None) -> str:
@@ -647,8 +675,4 @@ def launch_options() -> dict:
 if __name__ == "__main__":
     # Four requests of one kind at a time (tokenize is instant; generation shares one sampling lock);
     # up to 64 wait in the queue, more are told to come back rather than piling up.
-    # Every thread the server makes from here on (HTTP, queue workers, generation) inherits a lower
-    # CPU priority than training, whose threads come from JOB's launcher, made at import
-    # (finetune/priority.py): visitors then take little CPU from a running training job.
-    yield_cpu_to_training()
     demo.queue(default_concurrency_limit=4, max_size=64).launch(**launch_options())

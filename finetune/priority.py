@@ -6,6 +6,10 @@ creates it. So request threads make themselves nicer (`yield_cpu_to_training`), 
 are created by a launcher thread that was started with the process, before any request thread was
 made nicer: training keeps the process's own priority, requests take what CPU is left. When nothing
 trains, requests get the whole CPU as before (nice values only matter under contention).
+
+Measured with scripts/load_test.py (20 visitors, 2 cores): a training run slowed 57% without this
+and 48% with it. The rest is the GIL, which knows no priorities: training and requests share one
+interpreter. Training in its own process would remove that.
 """
 from __future__ import annotations
 
@@ -17,9 +21,10 @@ import threading
 
 log = logging.getLogger(__name__)
 
-# Nice 15 against training's 0: CFS weights 36 vs 1024, so a few busy request threads take
-# about a tenth of a core from training, while no request waits for training to finish.
-REQUEST_NICENESS = 15
+# Linux CFS shares a busy CPU by weight: nice 0 = 1024, 19 = 15. The studio lowers only the worker
+# threads that compute (tokenizing, generating) to 19; its event loop stays at 0, because lowered
+# too it starved while training ran and visitors' requests timed out (scripts/load_test.py).
+REQUEST_NICENESS = 19
 
 
 def yield_cpu_to_training(niceness: int = REQUEST_NICENESS) -> bool:

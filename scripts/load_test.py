@@ -118,7 +118,12 @@ def main():
             users = [threading.Thread(target=user, args=(url, a.rounds, deadline, latencies, answered, lock))
                      for _ in range(a.users)]
             result: dict = {}
-            trainer = threading.Thread(target=lambda: result.update(tps=train_once(client, a.train_steps, deadline)))
+            def loaded_training():
+                try:
+                    result.update(tps=train_once(client, a.train_steps, deadline))
+                except (SystemExit, Exception) as err:  # reported below; the crowd goes on
+                    result.update(error=str(err)[:300])
+            trainer = threading.Thread(target=loaded_training)
             trainer.start()
             time.sleep(2)  # let training get going before the crowd arrives
             for t in users:
@@ -130,13 +135,16 @@ def main():
             app.wait(timeout=30)
     for action in ("tokenize", "generate"):
         times = latencies.get(action, [])
-        print(json.dumps({"action": action, "requests": len(times), "errors": len(latencies.get(action + "_errors", [])),
+        errors = latencies.get(action + "_errors", [])
+        print(json.dumps({"action": action, "requests": len(times), "errors": len(errors),
+                          "first_error": errors[0] if errors else None,
                           "p50_s": round(statistics.median(times), 3) if times else None,
                           "p95_s": round(percentile(times, 0.95), 3) if times else None}))
     print(json.dumps({"users": a.users, "users_fully_answered": sum(answered),
                       "training_tokens_per_second_idle": idle,
                       "training_tokens_per_second_loaded": result.get("tps"),
-                      "training_slowdown": round(1 - result["tps"] / idle, 3) if result.get("tps") else None}))
+                      "training_slowdown": round(1 - result["tps"] / idle, 3) if result.get("tps") else None,
+                      "training_error": result.get("error")}))
 
 
 if __name__ == "__main__":
