@@ -1,0 +1,129 @@
+"""The compact packing path (finetune.data.build_dataset): the same blocks as the list path it replaced
+(tests/reference_data.py), and 4 bytes a token while packing."""
+import dataclasses
+import random
+import sys
+
+import pytest
+import torch
+
+import reference_data
+from conftest import ROOT
+from finetune import data
+from finetune.data import IGNORE, Document, build_dataset, read_documents, token_stream
+from finetune.errors import DataError
+
+CORPUS = ROOT / "assets" / "corpus"
+FAQ = ROOT / "assets" / "samples" / "qa" / "faq.jsonl"
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tiny_model):
+    from finetune.tokens import load_tokenizer
+    return load_tokenizer(tiny_model)[0]
+
+
+def assert_same_dataset(new, old):
+    for f in dataclasses.fields(old):
+        a, b = getattr(new, f.name), getattr(old, f.name)
+        if isinstance(b, torch.Tensor):
+            assert a.dtype == b.dtype and a.shape == b.shape and torch.equal(a, b), f.name
+        else:
+            assert a == b, f.name
+
+
+def outcome(build, docs, tokenizer, block_size, fraction, seed):
+    """The dataset, or the error raised (type and message)."""
+    try:
+        return build(docs, tokenizer, block_size, fraction, seed)
+    except (DataError, ValueError) as err:
+        return type(err), str(err)
+
+
+# ---------------------------------------------------------------------------------------------- same blocks
+
+@pytest.mark.parametrize("block_size,fraction,seed", [(128, 0.1, 42), (16, 0.25, 3), (64, 0.0, 0), (512, 0.1, 1)])
+def test_corpus_packs_exactly_as_the_list_path(tokenizer, block_size, fraction, seed):
+    docs = read_documents([CORPUS])
+    new = build_dataset(docs, tokenizer, block_size, fraction, seed)
+    assert_same_dataset(new, reference_data.build_dataset(docs, tokenizer, block_size, fraction, seed))
+    assert new.train_labels is None and len(new.train_blocks) > 0
+
+
+@pytest.mark.parametrize("block_size,fraction,seed", [(32, 0.1, 42), (8, 0.3, 5), (16, 0.0, 0), (256, 0.2, 0)])
+def test_qa_pairs_pack_and_mask_exactly_as_the_list_path(tokenizer, block_size, fraction, seed):
+    docs = read_documents([FAQ])
+    assert all(d.prompt for d in docs)
+    new = build_dataset(docs, tokenizer, block_size, fraction, seed)
+    assert_same_dataset(new, reference_data.build_dataset(docs, tokenizer, block_size, fraction, seed))
+    assert (new.train_labels == IGNORE).any() and new.heldout_labels.shape == new.heldout_blocks.shape
+
+
+def test_one_document_holds_out_its_end_exactly_as_the_list_path(tokenizer, unseen_text):
+    docs = read_documents([unseen_text])
+    new = build_dataset(docs, tokenizer, 32, 0.1, 0)
+    assert_same_dataset(new, reference_data.build_dataset(docs, tokenizer, 32, 0.1, 0))
+    assert new.heldout_documents == [f"{unseen_text} (end)"]
+
+
+class CharTokenizer:
+    """One id per character: enough for packing, and fast enough for hundreds of random cases."""
+    eos_token_id = 1
+
+    def encode(self, text, add_special_tokens=False):
+        return [10 + ord(c) % 40 for c in text]
+
+    def __call__(self, texts, add_special_tokens=False, **kwargs):
+        return {"input_ids": [self.encode(t) for t in texts]}
+
+
+def random_documents(rng: random.Random) -> list[Document]:
+    docs = []
+    for i in range(rng.randint(0, 10)):
+        text = "".join(rng.choice("あいうえおかきくけこ") for _ in range(rng.choice([0, 1, 5, 20, 80])))
+        prompt = "問" * rng.randint(1, 12) if rng.random() < 0.4 else ""
+        docs.append(Document(f"d{i}", text, prompt=prompt))
+    return docs
+
+
+def test_random_documents_pack_exactly_as_the_list_path(monkeypatch):
+    """Held-out documents and tails cut inside questions, empty texts, several batches, errors."""
+    monkeypatch.setattr(data, "BATCH_CHARACTERS", 50)
+    monkeypatch.setattr(data, "BATCH_DOCUMENTS", 3)
+    rng, tok, seen = random.Random(0), CharTokenizer(), set()
+    for _ in range(600):
+        docs = random_documents(rng)
+        args = (rng.choice([1, 2, 3, 8, 16]), rng.choice([0, 0.1, 0.3, 0.6]), rng.randint(0, 9))
+        new = outcome(build_dataset, docs, tok, *args)
+        old = outcome(reference_data.build_dataset, docs, tok, *args)
+        if isinstance(old, tuple):
+            assert new == old
+            seen.add(old[0].__name__)
+            continue
+        assert_same_dataset(new, old)
+        if new.heldout_documents[-1:] and new.heldout_documents[-1].endswith("(end)"):
+            seen.add("tail" + (" masked" if new.train_labels is not None else ""))
+        elif new.heldout_documents:
+            seen.add("documents" + (" masked" if new.train_labels is not None else ""))
+    assert seen >= {"DataError", "ValueError", "tail", "tail masked", "documents", "documents masked"}
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+def test_tokens_are_stored_as_int32_four_bytes_each(tokenizer):
+    docs = read_documents([CORPUS])
+    stream = token_stream(docs, tokenizer)
+    tokens = sum(len(tokenizer.encode(d.text, add_special_tokens=False)) + 1 for d in docs)
+    assert len(stream.ids) == tokens and stream.ids.itemsize == 4
+    address, length = stream.ids.buffer_info()
+    view = stream.tensor()
+    assert view.dtype == torch.int32 and view.numel() == length and view.data_ptr() == address  # no copy
+    assert len(stream.ends) == len(docs) and stream.ends[-1] == tokens
+
+
+def test_tokenizing_leaves_no_utf8_copy_on_the_documents(tokenizer):
+    """CPython caches a str's UTF-8 form in the str once a tokenizer has read it (3 bytes a character)."""
+    docs = [Document("a", "日本語の文章です。" * 1000)]
+    before = sys.getsizeof(docs[0].text)
+    token_stream(docs, tokenizer)
+    assert sys.getsizeof(docs[0].text) == before
