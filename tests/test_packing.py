@@ -1,7 +1,11 @@
 """The compact packing path (finetune.data.build_dataset): the same blocks as the list path it replaced
 (tests/reference_data.py), and 4 bytes a token while packing."""
 import dataclasses
+import importlib.util
+import json
+import os
 import random
+import subprocess
 import sys
 
 import pytest
@@ -17,10 +21,25 @@ CORPUS = ROOT / "assets" / "corpus"
 FAQ = ROOT / "assets" / "samples" / "qa" / "faq.jsonl"
 
 
+def bench_module():
+    spec = importlib.util.spec_from_file_location("bench_prepare", ROOT / "scripts" / "bench_prepare.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def tokenizer(tiny_model):
     from finetune.tokens import load_tokenizer
     return load_tokenizer(tiny_model)[0]
+
+
+@pytest.fixture(scope="module")
+def large_corpus(tmp_path_factory):
+    """About 5 MB of Japanese text in ~50 files (the benchmark's generator)."""
+    folder = tmp_path_factory.mktemp("corpus-5mb")
+    bench_module().write_corpus(folder, 5)
+    return folder
 
 
 def assert_same_dataset(new, old):
@@ -127,3 +146,29 @@ def test_tokenizing_leaves_no_utf8_copy_on_the_documents(tokenizer):
     before = sys.getsizeof(docs[0].text)
     token_stream(docs, tokenizer)
     assert sys.getsizeof(docs[0].text) == before
+
+
+def packing_growth(path: str, folder) -> dict:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}  # one thread: steady RSS
+    result = subprocess.run([sys.executable, ROOT / "scripts" / "bench_prepare.py", "--worker", path,
+                             "--measure", "packing", "--data", folder], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# Peak RSS growth while tokenizing and packing ~1M tokens, per token. The compact path needs about
+# 12 (the int32 stream plus the int64 blocks) and one batch's transient lists: ~16 measured. The list
+# path needs ~50 (a Python int and list slots per token, the blocks as lists, then the tensor).
+BYTES_PER_TOKEN_BOUND = 32
+
+
+@pytest.mark.parametrize("path", ["compact", "lists"])
+def test_packing_memory_per_token(path, large_corpus):
+    """Measured in a fresh process; the list path must exceed the bound, or the bound means nothing."""
+    growth = packing_growth(path, large_corpus)
+    assert growth["tokens"] > 900_000
+    if path == "compact":
+        assert growth["bytes_per_token"] < BYTES_PER_TOKEN_BOUND, growth
+    else:
+        assert growth["bytes_per_token"] > BYTES_PER_TOKEN_BOUND, growth
