@@ -287,9 +287,10 @@ class Diverged(FinetuneError):
 
 
 def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Event | None = None,
-          on_event=None, base_label: str | None = None) -> dict:
+          on_event=None, base_label: str | None = None, progress=None) -> dict:
     """Run one fine-tuning job and return its metrics (also written to metrics.json).
-    `base_label` names the base model in the reports when `s.model` is a temporary folder.
+    `base_label` names the base model in the reports when `s.model` is a temporary folder;
+    `progress(done, total)` follows the tokenization of `s.data` (finetune.data.build_dataset).
     Failures are logged as an "error" event in progress.jsonl, then raised."""
     if not s.out:
         raise FinetuneError("no output folder given")
@@ -297,14 +298,14 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
     prepare_output(out, s.resume)
     log = ProgressLog(out / PROGRESS_FILE, on_event)
     try:
-        return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model)
+        return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model, progress)
     except Exception as err:
         log.write("error", message=str(err), kind=type(err).__name__)
         raise
 
 
 def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset | None,
-                 stop: threading.Event, base_label: str) -> dict:
+                 stop: threading.Event, base_label: str, progress=None) -> dict:
     from transformers import PrinterCallback, Trainer, set_seed
     device = resolve_device(s.device)
     precision = resolve_precision(s.precision, device)
@@ -320,7 +321,7 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
     model = load_model(source, device)
     block_size = min(s.block_size, model.config.max_position_embeddings)
     if dataset is None:
-        dataset = build_dataset(read_documents(s.data), tokenizer, block_size, s.heldout, s.seed)
+        dataset = build_dataset(read_documents(s.data), tokenizer, block_size, s.heldout, s.seed, progress)
     total_steps = steps_for(s, len(dataset.train_blocks))
     if is_main_process():
         write_json(out / CONFIG_FILE, asdict(s) | {

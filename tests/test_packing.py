@@ -1,7 +1,8 @@
 """The compact packing path (finetune.data.build_dataset): the same blocks as the list path it replaced
-(tests/reference_data.py), and 4 bytes a token while packing."""
+(tests/reference_data.py), 4 bytes a token while packing, and a progress bar for large inputs."""
 import dataclasses
 import importlib.util
+import io
 import json
 import os
 import random
@@ -16,6 +17,7 @@ from conftest import ROOT
 from finetune import data
 from finetune.data import IGNORE, Document, build_dataset, read_documents, token_stream
 from finetune.errors import DataError
+from finetune.progress import ProgressBar
 
 CORPUS = ROOT / "assets" / "corpus"
 FAQ = ROOT / "assets" / "samples" / "qa" / "faq.jsonl"
@@ -172,3 +174,48 @@ def test_packing_memory_per_token(path, large_corpus):
         assert growth["bytes_per_token"] < BYTES_PER_TOKEN_BOUND, growth
     else:
         assert growth["bytes_per_token"] > BYTES_PER_TOKEN_BOUND, growth
+
+
+# ---------------------------------------------------------------------------------------------- progress
+
+def test_progress_counts_characters_from_zero_to_all(tokenizer, monkeypatch):
+    monkeypatch.setattr(data, "BATCH_CHARACTERS", 20_000)
+    docs = read_documents([CORPUS, FAQ])
+    calls = []
+    build_dataset(docs, tokenizer, 128, progress=lambda done, total: calls.append((done, total)))
+    total = sum(len(d.prompt) + len(d.text) for d in docs)
+    assert calls[0] == (0, total) and calls[-1] == (total, total) and len(calls) > 10
+    assert all(a[0] < b[0] for a, b in zip(calls, calls[1:]))
+
+
+def test_progress_bar_only_for_large_inputs():
+    out = io.StringIO()
+    with ProgressBar("tokenizing", min_total=1000, file=out) as bar:
+        for done in range(0, 901, 300):
+            bar(done, 900)
+    assert out.getvalue() == ""
+    with ProgressBar("tokenizing", min_total=1000, file=out) as bar:
+        for done in range(0, 5001, 1000):
+            bar(done, 5000)
+    assert "tokenizing" in out.getvalue() and "100%" in out.getvalue()
+    silent = io.StringIO()
+    with ProgressBar("tokenizing", min_total=1, file=silent, enabled=False) as bar:
+        bar(5, 5)
+    assert silent.getvalue() == ""
+
+
+def test_cli_prepare_shows_a_progress_bar_on_stderr(large_corpus, tiny_model):
+    result = subprocess.run([sys.executable, "-m", "finetune", "prepare", "--model", tiny_model, "--data",
+                             large_corpus, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "tokenizing" in result.stderr and "100%" in result.stderr
+    assert json.loads(result.stdout)["totals"]["tokens"] > 900_000
+
+
+def test_training_passes_tokenizing_progress_on(tiny_model, unseen_text, tmp_path):
+    from finetune.train import TrainSettings, train
+    calls = []
+    settings = TrainSettings(model=tiny_model, data=[str(unseen_text)], out=str(tmp_path / "run"), max_steps=1,
+                             block_size=32, device="cpu", save_steps=10**6)
+    train(settings, progress=lambda done, total: calls.append((done, total)))
+    assert calls[0][0] == 0 and calls[-1][0] == calls[-1][1] > 0
