@@ -7,8 +7,9 @@ The text is ~50 MB of Japanese made from the project's own corpus (assets/corpus
 shuffled with a fixed seed into paragraphs and files of 4-200 KB, written to a temporary folder.
 Each measurement runs `finetune.prepare.prepare` (read, clean, tokenize, pack, preview: what
 `python -m finetune prepare` does) with the embedded tokenizer in a fresh Python process, so the
-peak RSS it reports (getrusage) is that run's own. `--compare-mb` prepares a folder (by default the
-same one) with the list-based path the compact one replaced too (tests/reference_data.py).
+peak RSS it reports (VmHWM on Linux, else getrusage) is that run's own. `--compare-mb` prepares a
+folder (by default the same one) with the list-based path the compact one replaced too
+(tests/reference_data.py).
 
 Figures (MB = 2**20 bytes of UTF-8 text on disk):
   corpus   the generated folder: files, MB
@@ -90,9 +91,16 @@ def write_corpus(folder: Path, mb: float) -> tuple[int, int]:
 # One measurement, in its own process
 
 def peak_rss_mib() -> float:
-    """This process's peak resident set size so far (Linux reports KiB, macOS bytes)."""
+    """This process's peak resident set size so far. On Linux it is VmHWM from /proc/self/status, which
+    starts afresh with each program: getrusage's ru_maxrss does not, Linux carries it over exec, so a
+    worker started by a 2 GB process (pytest with models loaded) would report 2 GB before doing anything."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (MB if sys.platform == "darwin" else 1024)
+    return peak / (MB if sys.platform == "darwin" else 1024)  # KiB elsewhere, bytes on macOS
 
 
 def loaded_tokenizer():
