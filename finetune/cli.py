@@ -69,6 +69,13 @@ def print_event(record: dict):
               f"{record['max_steps']} steps", file=sys.stderr)
 
 
+def tokenizing_bar():
+    """A progress bar on stderr while large inputs are tokenized (under torchrun: rank 0's only)."""
+    from .progress import ProgressBar
+    from .train import is_main_process
+    return ProgressBar("tokenizing", enabled=is_main_process())
+
+
 def report_metrics(args, metrics: dict):
     from .train import is_main_process
     if not is_main_process():
@@ -89,7 +96,8 @@ def cmd_train(args):
         raise UsageError("python -m finetune train: --data and --out are required (or --resume DIR)")
     else:
         settings = train_settings(args)
-    metrics = train(settings, on_event=None if args.json else print_event)
+    with tokenizing_bar() as bar:
+        metrics = train(settings, on_event=None if args.json else print_event, progress=bar)
     report_metrics(args, metrics)
 
 
@@ -97,7 +105,8 @@ def cmd_scratch(args):
     from .scratch import ModelShape, scratch
     shape = ModelShape(vocab_size=args.vocab_size, layers=args.layers, width=args.width, heads=args.heads,
                        context=args.context)
-    metrics = scratch(train_settings(args), shape, on_event=None if args.json else print_event)
+    with tokenizing_bar() as bar:
+        metrics = scratch(train_settings(args), shape, on_event=None if args.json else print_event, progress=bar)
     report_metrics(args, metrics)
 
 
@@ -130,7 +139,8 @@ def cmd_eval(args):
     tokenizer, _ = load_tokenizer_for(source)
     model = load_model(source, resolve_device(args.device))
     block_size = min(args.block_size, model.config.max_position_embeddings)
-    data = build_dataset(read_documents(args.data), tokenizer, block_size, heldout_fraction=0)
+    with tokenizing_bar() as bar:
+        data = build_dataset(read_documents(args.data), tokenizer, block_size, heldout_fraction=0, progress=bar)
     loss = heldout_loss(model, data.train_blocks, args.batch_size)
     emit(args, {"model": args.model, "loss": loss, "perplexity": perplexity(loss), "tokens": data.train_tokens},
          f"loss {loss:.4f}  perplexity {perplexity(loss):.2f}  over {data.train_tokens} tokens")
@@ -149,7 +159,8 @@ def prepare_settings(args):
 def cmd_prepare(args):
     from .errors import DataError
     from .prepare import prepare
-    report = prepare(prepare_settings(args))
+    with tokenizing_bar() as bar:
+        report = prepare(prepare_settings(args), progress=bar)
     emit(args, report.to_dict(), report.to_text())
     if not report.usable:
         raise DataError(report.error)  # exit code 2 only when nothing at all can be trained on

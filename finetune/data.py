@@ -3,11 +3,19 @@
 The recipe of the seed article, made explicit: every document is tokenized without special tokens,
 followed by one EOS (the document boundary), concatenated, and cut into `block_size` pieces.
 The tail that does not fill a block is dropped and counted.
+
+`build_dataset` holds the tokens compactly, so a 50 MB corpus fits in bounded memory: documents are
+tokenized in batches (the tokenizer's batch call) into one int32 array with an EOS after each
+document (`TokenStream`, 4 bytes a token), and the blocks are copied out of it run by run. No Python
+list of all the tokens is ever built. `group_texts` and `split_heldout` are the same steps on Python
+lists (small inputs, tests); both paths give the same blocks.
 """
 from __future__ import annotations
 
 import math
 import random
+from array import array
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import torch
@@ -102,48 +110,70 @@ class Split:
 
 def split_heldout(docs: list[Document], ids: list[list[int]], fraction: float, block_size: int,
                   seed: int) -> Split:
+    """`heldout_plan` on lists of ids: the training and held-out documents' ids."""
+    plan = heldout_plan([len(x) + 1 for x in ids], fraction, block_size, seed)
+    if plan.tail_start is not None:
+        return tail_split(docs, ids, plan.tail_start)
+    chosen = set(plan.documents)
+    return Split([x for i, x in enumerate(ids) if i not in chosen], [ids[i] for i in plan.documents],
+                 heldout_names(docs, plan))
+
+
+def tail_split(docs: list[Document], ids: list[list[int]], start: int) -> Split:
+    """Hold out the text from token `start` of the stream on (each document's EOS counted), cutting
+    the document that `start` falls in: its first part trains, with an EOS of its own."""
+    position = 0
+    for j, doc_ids in enumerate(ids):
+        if position + len(doc_ids) + 1 > start:
+            break
+        position += len(doc_ids) + 1
+    cut = start - position
+    train = list(ids[:j]) + ([slice_ids(doc_ids, 0, cut)] if cut else [])
+    heldout = [slice_ids(doc_ids, cut, len(doc_ids)), *ids[j + 1:]]
+    return Split(train, heldout, heldout_names(docs, HeldoutPlan(tail_start=start)))
+
+
+@dataclass
+class HeldoutPlan:
+    """What is held out of the token stream: whole documents (indices, sorted), or everything from
+    token `tail_start` on; neither when nothing is held out."""
+    documents: list[int] = field(default_factory=list)
+    tail_start: int | None = None
+
+
+def heldout_plan(sizes: list[int], fraction: float, block_size: int, seed: int) -> HeldoutPlan:
     """Hold out whole documents (chosen with `seed`) until they hold `fraction` of the tokens and at
     least one block. When documents are too few or too large for that, hold out the last tokens of
-    the text instead. `fraction` 0 holds out nothing."""
-    total = sum(len(x) + 1 for x in ids)
+    the text instead. `fraction` 0 holds out nothing. `sizes` are the documents' token counts, each
+    with its EOS."""
+    total = sum(sizes)
     if fraction <= 0:
-        return Split(ids, [])
+        return HeldoutPlan()
     target = max(math.ceil(total * fraction), block_size)
     if total - target < block_size:
         raise DataError(
             f"the text is too short: {total} tokens, but a {block_size}-token training block plus a "
             f"{target}-token held-out part need {target + block_size}; add text, lower the block size, "
             "or set the held-out share to 0")
-    order = list(range(len(docs)))
+    order = list(range(len(sizes)))
     random.Random(seed).shuffle(order)
     held, held_tokens = [], 0
     for i in order:
-        size = len(ids[i]) + 1
-        if held_tokens + size <= max(2 * target, target + block_size):
+        if held_tokens + sizes[i] <= max(2 * target, target + block_size):
             held.append(i)
-            held_tokens += size
+            held_tokens += sizes[i]
         if held_tokens >= target:
             break
-    if held_tokens >= target and len(held) < len(docs):
-        chosen = set(held)
-        return Split([x for i, x in enumerate(ids) if i not in chosen], [ids[i] for i in sorted(chosen)],
-                     [docs[i].name for i in sorted(chosen)])
-    return tail_split(docs, ids, target)
+    if held_tokens >= target and len(held) < len(sizes):
+        return HeldoutPlan(documents=sorted(held))
+    return HeldoutPlan(tail_start=total - target)
 
 
-def tail_split(docs: list[Document], ids: list[list[int]], target: int) -> Split:
-    """Hold out the last `target` tokens of the text (cutting the last documents)."""
-    train = list(ids)
-    heldout: list[list[int]] = []
-    need = target
-    while need > 0:
-        last = train.pop()
-        cut = max(0, len(last) + 1 - need)  # +1: the document's EOS goes with its tail
-        heldout.insert(0, slice_ids(last, cut, len(last)))
-        need -= len(last) + 1 - cut
-        if cut:
-            train.append(slice_ids(last, 0, cut))
-    return Split(train, heldout, [f"{docs[-1].name} (end)"])
+def heldout_names(docs: list[Document], plan: HeldoutPlan) -> list[str]:
+    """The held-out documents' names, as reported to the user."""
+    if plan.tail_start is not None:
+        return [f"{docs[-1].name} (end)"]
+    return [docs[i].name for i in plan.documents]
 
 
 def slice_ids(ids: list[int], start: int, end: int) -> list[int]:
@@ -172,34 +202,184 @@ class Dataset:
 
 
 def build_dataset(docs: list[Document], tokenizer, block_size: int, heldout_fraction: float = 0.1,
-                  seed: int = 42) -> Dataset:
-    """Tokenize, split, and pack documents into training and held-out blocks."""
+                  seed: int = 42, progress=None) -> Dataset:
+    """Tokenize, split, and pack documents into training and held-out blocks. `progress(done, total)`,
+    if given, follows the tokenization in characters."""
     if tokenizer.eos_token_id is None:
         raise DataError("the tokenizer has no EOS token to mark document boundaries")
-    ids = [encode_example(tokenizer, d) for d in docs]
-    split = split_heldout(docs, ids, heldout_fraction, block_size, seed)
-    eos = tokenizer.eos_token_id
-    train, dropped_train = group_texts(split.train, block_size, eos)
-    heldout, dropped_held = group_texts(split.heldout, block_size, eos) if split.heldout else ([], 0)
-    if not train:
+    stream = token_stream(docs, tokenizer, progress)
+    plan = heldout_plan(stream.sizes(), heldout_fraction, block_size, seed)
+    if block_size < 2:
+        raise ValueError("block_size must be at least 2")
+    train_runs, heldout_runs = stream_runs(plan, stream)
+    ids, eos = stream.tensor(), stream.eos_id
+    train, dropped_train = packed_blocks(ids, train_runs, block_size, eos)
+    heldout, dropped_held = packed_blocks(ids, heldout_runs, block_size, eos)
+    if not len(train):
         raise DataError(f"the text is too short for one {block_size}-token block; add text or lower the block size")
-    masked = any(d.prompt for d in docs)
+    labels = stream.labels() if any(d.prompt for d in docs) else None
     return Dataset(
-        train_labels=label_blocks(split.train, eos, len(train), block_size) if masked else None,
-        heldout_labels=label_blocks(split.heldout, eos, len(heldout), block_size) if masked else None,
-        train_blocks=torch.tensor(train, dtype=torch.long),
-        heldout_blocks=torch.tensor(heldout, dtype=torch.long).reshape(-1, block_size),
+        train_labels=packed_blocks(labels, train_runs, block_size, eos)[0] if labels is not None else None,
+        heldout_labels=packed_blocks(labels, heldout_runs, block_size, eos)[0] if labels is not None else None,
+        train_blocks=train,
+        heldout_blocks=heldout,
         documents=len(docs),
         characters=sum(len(d.text) for d in docs),
-        train_tokens=len(train) * block_size,
-        heldout_tokens=len(heldout) * block_size,
+        train_tokens=train.numel(),
+        heldout_tokens=heldout.numel(),
         dropped_tokens=dropped_train + dropped_held,
-        heldout_documents=split.heldout_names,
+        heldout_documents=heldout_names(docs, plan),
         block_size=block_size,
     )
 
 
-def label_blocks(examples, eos_id: int, n_blocks: int, block_size: int) -> torch.Tensor:
-    """The labels of the first `n_blocks` packed blocks of `examples`."""
-    labels = label_stream(examples, eos_id)[:n_blocks * block_size]
-    return torch.tensor(labels, dtype=torch.long).reshape(n_blocks, block_size)
+# ----------------------------------------------------------------------------------------------
+# The compact path: one int32 array of all tokens, blocks copied out of it
+
+ID_TYPECODE = "i"  # array's C int: 4 bytes on every platform torch supports
+if array(ID_TYPECODE).itemsize != 4:
+    raise ImportError(f"array typecode {ID_TYPECODE!r} is not 4 bytes on this platform")
+# Characters per tokenizer batch call: enough that the per-call overhead vanishes (5% slower at 50k),
+# few enough that one batch's encodings and Python lists stay near 13 MB whatever the corpus size.
+BATCH_CHARACTERS = 200_000
+# Q&A files hold thousands of short pairs; this caps one batch's lists for them too.
+BATCH_DOCUMENTS = 1024
+
+
+@dataclass
+class TokenStream:
+    """Every document's token ids followed by one EOS, concatenated in one int32 array: document i is
+    ids[ends[i - 1]:ends[i]], EOS last. `prompts[i]` counts its first tokens that are a Q&A question
+    (masked out of the loss)."""
+    eos_id: int
+    ids: array = field(default_factory=lambda: array(ID_TYPECODE))
+    ends: array = field(default_factory=lambda: array("q"))
+    prompts: array = field(default_factory=lambda: array("q"))
+
+    def add(self, prompt_ids: list[int], text_ids: list[int]):
+        self.ids.extend(prompt_ids)
+        self.ids.extend(text_ids)
+        self.ids.append(self.eos_id)
+        self.ends.append(len(self.ids))
+        self.prompts.append(len(prompt_ids))
+
+    def sizes(self) -> list[int]:
+        """Each document's token count, its EOS included."""
+        return [end - start for start, end in zip([0, *self.ends[:-1]], self.ends)]
+
+    def tensor(self) -> torch.Tensor:
+        """The ids as an int32 tensor sharing this stream's memory (no copy)."""
+        if not self.ids:
+            return torch.empty(0, dtype=torch.int32)
+        return torch.frombuffer(self.ids, dtype=torch.int32)
+
+    def labels(self) -> torch.Tensor:
+        """The ids with IGNORE over the Q&A questions (an int32 copy)."""
+        prompts = torch.tensor(self.prompts, dtype=torch.long)
+        rest = torch.tensor(self.sizes(), dtype=torch.long) - prompts
+        counts = torch.stack([prompts, rest], dim=1).flatten()
+        masked = torch.tensor([True, False]).repeat(len(self.prompts)).repeat_interleave(counts)
+        return self.tensor().masked_fill(masked, IGNORE)
+
+
+def token_stream(docs: list[Document], tokenizer, progress=None) -> TokenStream:
+    """All documents tokenized, batch by batch, into one TokenStream. `progress(done, total)` is called
+    before the first batch and after each one, in characters."""
+    stream = TokenStream(tokenizer.eos_token_id)
+    total = sum(len(d.prompt) + len(d.text) for d in docs)
+    done = 0
+    if progress:
+        progress(done, total)
+    for batch in document_batches(docs):
+        prompts = iter(encoded_texts(tokenizer, [d.prompt for d in batch if d.prompt]))
+        for doc, text_ids in zip(batch, encoded_texts(tokenizer, [d.text for d in batch])):
+            stream.add(next(prompts) if doc.prompt else [], text_ids)
+        done += sum(len(d.prompt) + len(d.text) for d in batch)
+        if progress:
+            progress(done, total)
+    return stream
+
+
+def document_batches(docs: list[Document]):
+    """Consecutive runs of documents of about BATCH_CHARACTERS characters (at most BATCH_DOCUMENTS)."""
+    batch, size = [], 0
+    for doc in docs:
+        batch.append(doc)
+        size += len(doc.prompt) + len(doc.text)
+        if size >= BATCH_CHARACTERS or len(batch) >= BATCH_DOCUMENTS:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def encoded_texts(tokenizer, texts: list[str]) -> list[list[int]]:
+    """Each text's ids without special tokens (what encode_document gives), in one batch call."""
+    if not texts:
+        return []
+    return tokenizer([passing_copy(t) for t in texts], add_special_tokens=False, return_attention_mask=False,
+                     return_token_type_ids=False)["input_ids"]
+
+
+def passing_copy(text: str) -> str:
+    """An equal, new str object. The tokenizer reads a str as UTF-8, and CPython keeps that UTF-8 copy
+    inside the str object for as long as it lives (3 bytes a Japanese character, on top of the text's
+    own 2): giving the tokenizer a copy lets that buffer go with the batch instead of staying with
+    the documents (50 MB more for a 50 MB corpus, for the whole of training)."""
+    return "".join((text, ""))  # joining two strings always builds a new one; `text[:]` would not
+
+
+@dataclass
+class Runs:
+    """The spans [start, end) of a TokenStream that, in order, make one packed stream; `closing_eos`
+    adds an EOS after them (the training part of a document cut by the held-out tail)."""
+    spans: list[tuple[int, int]]
+    closing_eos: bool = False
+
+
+def stream_runs(plan: HeldoutPlan, stream: TokenStream) -> tuple[Runs, Runs]:
+    """(training runs, held-out runs) of the stream under `plan`."""
+    total = len(stream.ids)
+    if plan.tail_start is not None:
+        start = plan.tail_start
+        j = bisect_right(stream.ends, start)  # the document `start` falls in
+        cut = start - (stream.ends[j - 1] if j else 0)
+        return Runs([(0, start)], closing_eos=cut > 0), Runs([(start, total)])
+    held = document_spans(plan.documents, stream.ends)
+    return Runs(gaps(held, total)), Runs(held)
+
+
+def document_spans(indices: list[int], ends) -> list[tuple[int, int]]:
+    """The stream spans of the (sorted) documents, neighbours merged."""
+    spans: list[tuple[int, int]] = []
+    for i in indices:
+        start = ends[i - 1] if i else 0
+        if spans and spans[-1][1] == start:
+            spans[-1] = (spans[-1][0], ends[i])
+        else:
+            spans.append((start, ends[i]))
+    return spans
+
+
+def gaps(spans: list[tuple[int, int]], total: int) -> list[tuple[int, int]]:
+    """The parts of [0, total) that sorted, disjoint `spans` leave out."""
+    edges = [0, *(x for span in spans for x in span), total]
+    return [(start, end) for start, end in zip(edges[::2], edges[1::2]) if end > start]
+
+
+def packed_blocks(source: torch.Tensor, runs: Runs, block_size: int, eos_id: int) -> tuple[torch.Tensor, int]:
+    """The runs of `source` (a stream's ids or labels) concatenated and cut into (n, block_size) int64
+    blocks, copied run by run. Returns (blocks, dropped), `dropped` being the tail shorter than a block."""
+    length = sum(end - start for start, end in runs.spans) + runs.closing_eos
+    usable = length // block_size * block_size
+    flat = torch.empty(usable, dtype=torch.long)
+    filled = 0
+    for start, end in runs.spans:
+        take = min(end - start, usable - filled)
+        if take <= 0:
+            break
+        flat[filled:filled + take] = source[start:start + take]
+        filled += take
+    if filled < usable:  # only the closing EOS is left
+        flat[filled] = eos_id
+    return flat.view(-1, block_size), length - usable

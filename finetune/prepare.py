@@ -142,9 +142,10 @@ class PrepareReport:
         return "\n".join(report_lines(self))
 
 
-def prepare(settings: PrepareSettings, tokenizer=None) -> PrepareReport:
+def prepare(settings: PrepareSettings, tokenizer=None, progress=None) -> PrepareReport:
     """Read, clean and pack the inputs as training would, and report on every step. `tokenizer`
-    (optional) saves loading the one of `settings.model` again."""
+    (optional) saves loading the one of `settings.model` again; `progress(done, total)` follows the
+    tokenization in characters (finetune.data.build_dataset)."""
     results = read_inputs(settings.data, settings.texts, settings.read_options())
     docs = [d for r in results for d in r.documents]
     report = PrepareReport(files=[r.report for r in results], totals=file_totals(results, settings),
@@ -158,7 +159,8 @@ def prepare(settings: PrepareSettings, tokenizer=None) -> PrepareReport:
         if tokenizer is None:
             return report
     try:
-        report.dataset = build_dataset(docs, tokenizer, settings.block_size, settings.heldout, settings.seed)
+        report.dataset = build_dataset(docs, tokenizer, settings.block_size, settings.heldout, settings.seed,
+                                       progress)
     except DataError as err:
         report.error, report.error_ja = too_short(docs, tokenizer, settings, str(err))
         return report

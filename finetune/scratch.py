@@ -91,13 +91,14 @@ def initial_folder(docs: list[Document], folder: Path, shape: ModelShape, seed: 
     return folder
 
 
-def scratch(settings: TrainSettings, shape: ModelShape, on_event=None, stop=None) -> dict:
+def scratch(settings: TrainSettings, shape: ModelShape, on_event=None, stop=None, progress=None) -> dict:
     """Train a tokenizer and a model from scratch on `settings.data`; the result lands in
-    `settings.out` like any fine-tuning run (held-out perplexity before = the untrained model)."""
+    `settings.out` like any fine-tuning run (held-out perplexity before = the untrained model).
+    `progress(done, total)` follows the tokenization (finetune.data.build_dataset)."""
     docs = read_documents(settings.data)
     with tempfile.TemporaryDirectory(prefix="finetune-scratch-") as tmp:
         init = initial_folder(docs, Path(tmp) / "init", shape, settings.seed)
         run = TrainSettings(**{**settings.__dict__, "model": str(init), "method": "full",
                                "block_size": min(settings.block_size, shape.context)})
-        metrics = train(run, on_event=on_event, stop=stop, base_label="scratch")
+        metrics = train(run, on_event=on_event, stop=stop, base_label="scratch", progress=progress)
     return metrics

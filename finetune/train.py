@@ -386,9 +386,10 @@ class Diverged(FinetuneError):
 
 
 def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Event | None = None,
-          on_event=None, base_label: str | None = None) -> dict:
+          on_event=None, base_label: str | None = None, progress=None) -> dict:
     """Run one fine-tuning job and return its metrics (also written to metrics.json).
-    `base_label` names the base model in the reports when `s.model` is a temporary folder.
+    `base_label` names the base model in the reports when `s.model` is a temporary folder;
+    `progress(done, total)` follows the tokenization of `s.data` (finetune.data.build_dataset).
     Failures are logged as an "error" event in progress.jsonl, then raised."""
     if not s.out:
         raise FinetuneError("no output folder given")
@@ -396,7 +397,7 @@ def train(s: TrainSettings, dataset: Dataset | None = None, stop: threading.Even
     prepare_output(out, s.resume)
     log = ProgressLog(out / PROGRESS_FILE, on_event)
     try:
-        return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model)
+        return run_training(s, out, log, dataset, stop or threading.Event(), base_label or s.model, progress)
     except Exception as err:
         cut_short = discard_partial_saves(out) if is_main_process() else []
         failure = explained(err, settings_in_use(s, out), out, cut_short)
@@ -424,7 +425,7 @@ def log_failure(log: ProgressLog, failure: Exception):
 
 
 def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset | None,
-                 stop: threading.Event, base_label: str) -> dict:
+                 stop: threading.Event, base_label: str, progress=None) -> dict:
     from transformers import PrinterCallback, Trainer, set_seed
     device = resolve_device(s.device)
     precision = resolve_precision(s.precision, device)
@@ -442,7 +443,8 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
         set_dropout(model, s.dropout)
     if dataset is None:
         documents = read_documents(s.data)
-        dataset = build_dataset(documents, tokenizer, block_size_for(s, device, model, documents), s.heldout, s.seed)
+        dataset = build_dataset(documents, tokenizer, block_size_for(s, device, model, documents), s.heldout,
+                                s.seed, progress)
     s = resolved(s, device, dataset)
     total_steps = steps_for(s, len(dataset.train_blocks))
     if is_main_process():
