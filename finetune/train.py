@@ -109,6 +109,7 @@ def resolved(s: TrainSettings, device: str, dataset: Dataset) -> TrainSettings:
     torch.compile (the block size was fixed when the data was packed)."""
     batch = s.batch_size or default_batch_size(device, dataset.block_size, len(dataset.train_blocks),
                                                s.epochs, s.max_steps)
+    batch = min(batch, len(dataset.train_blocks))  # a step never holds more blocks than there are
     lr = s.lr if s.lr is not None else scaled_lr(s.learning_rate, batch * dataset.block_size)
     planned = steps_for(s, len(dataset.train_blocks), batch) * batch * dataset.block_size
     compile_ = "on" if should_compile(s.compile, device, planned) else "off"

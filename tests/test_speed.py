@@ -73,3 +73,15 @@ def test_plot_has_a_bar_per_training_figure(tmp_path):
     write_plot(str(path), results)
     svg = path.read_text()
     assert svg.count("<rect") == 3 and "500,000" in svg and "H100" in svg
+
+
+def test_a_step_never_holds_more_blocks_than_the_data_has():
+    import torch
+    from finetune.data import Dataset
+    from finetune.train import TrainSettings, resolved
+    blocks = torch.zeros(5, 16, dtype=torch.long)
+    data = Dataset(train_blocks=blocks, heldout_blocks=blocks[:1], documents=1, characters=0, train_tokens=80,
+                   heldout_tokens=16, dropped_tokens=0, heldout_documents=[], block_size=16)
+    settings = resolved(TrainSettings(batch_size=4096, max_steps=2), "cpu", data)
+    assert settings.batch_size == 5 and settings.block_size == 16
+    assert resolved(TrainSettings(), "cpu", data).batch_size == 5  # the CPU default 8, capped
