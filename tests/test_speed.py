@@ -85,3 +85,26 @@ def test_a_step_never_holds_more_blocks_than_the_data_has():
     settings = resolved(TrainSettings(batch_size=4096, max_steps=2), "cpu", data)
     assert settings.batch_size == 5 and settings.block_size == 16
     assert resolved(TrainSettings(), "cpu", data).batch_size == 5  # the CPU default 8, capped
+
+
+def test_step_clock_leaves_out_the_warm_up_steps():
+    import time
+    from finetune.train import StepClock
+    clock = StepClock()
+    for step, pause in enumerate([0.2, 0.2, 0.01, 0.01, 0.01, 0.01], start=1):
+        clock.step_begins("cpu")
+        time.sleep(pause)
+        clock.step_ends("cpu", sync=step % 2 == 0)
+    # steps 3-6 took ~10 ms each; the two slow warm-up steps (compilation, say) are not counted
+    assert clock.steps == 4
+    assert 20 < clock.steps_per_second < 101  # 100/s at most; a busy machine only sleeps longer
+
+
+def test_step_clock_of_a_short_run_uses_its_warm_up_steps():
+    import time
+    from finetune.train import StepClock
+    clock = StepClock()
+    clock.step_begins("cpu")
+    time.sleep(0.05)
+    clock.step_ends("cpu", sync=True)
+    assert clock.steps == 0 and 10 < clock.steps_per_second < 21
