@@ -29,8 +29,10 @@ REQUEST_NICENESS = 19
 
 def yield_cpu_to_training(niceness: int = REQUEST_NICENESS) -> bool:
     """Make the calling thread (and threads it creates later, such as torch's worker threads) nicer.
-    Returns False where per-thread priorities do not exist (not Linux) or could not be set."""
-    if sys.platform != "linux":
+    Returns False where per-thread priorities do not exist (not Linux) or could not be set, and on
+    the main thread, which serves no request (a callback called there directly, as tests do, would
+    lower everything the process starts afterwards)."""
+    if sys.platform != "linux" or threading.current_thread() is threading.main_thread():
         return False
     tid = threading.get_native_id()
     try:

@@ -1,40 +1,71 @@
-"""Request threads yield the CPU to training threads (finetune/priority.py); Linux only."""
+"""Request threads yield the CPU to training threads (finetune/priority.py); Linux only.
+
+Each case runs in a fresh interpreter: nice values only go up, and other tests call the studio's
+callbacks on pytest's own thread, which lowers it for good."""
+import json
+import subprocess
 import sys
-import threading
+from pathlib import Path
 
 import pytest
 
-from finetune.priority import REQUEST_NICENESS, ThreadLauncher, thread_niceness, yield_cpu_to_training
+from finetune.priority import REQUEST_NICENESS
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are a Linux feature")
 
+ROOT = Path(__file__).resolve().parent.parent
+
+PRELUDE = '''
+import json, threading
+from finetune.priority import ThreadLauncher, thread_niceness, yield_cpu_to_training
 
 def in_thread(fn):
-    """fn() run in a new thread; its result."""
     box = {}
     thread = threading.Thread(target=lambda: box.setdefault("value", fn()))
     thread.start()
     thread.join()
     return box["value"]
+'''
+
+
+def niceness_report(code: str) -> dict:
+    """Run PRELUDE + code in a fresh interpreter; the JSON object it prints."""
+    done = subprocess.run([sys.executable, "-c", PRELUDE + code], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60, check=True)
+    return json.loads(done.stdout)
 
 
 def test_a_request_thread_becomes_nicer_and_its_children_inherit_it():
-    def request():
-        assert yield_cpu_to_training()
-        return thread_niceness(), in_thread(thread_niceness)
-    own, child = in_thread(request)
-    assert own >= REQUEST_NICENESS and child >= REQUEST_NICENESS
-    assert thread_niceness() < REQUEST_NICENESS  # the test's own thread is untouched
+    report = niceness_report('''
+def request():
+    ok = yield_cpu_to_training()
+    return ok, thread_niceness(), in_thread(thread_niceness)
+ok, own, child = in_thread(request)
+print(json.dumps({"ok": ok, "own": own, "child": child, "main": thread_niceness()}))
+''')
+    assert report["ok"]
+    assert report["own"] >= REQUEST_NICENESS and report["child"] >= REQUEST_NICENESS
+    assert report["main"] < REQUEST_NICENESS  # other threads are untouched
 
 
 def test_threads_from_the_launcher_keep_the_priority_it_was_created_with():
-    base = thread_niceness()
-    launcher = ThreadLauncher()
+    report = niceness_report('''
+launcher = ThreadLauncher()
+def request():
+    yield_cpu_to_training()
+    box = {}
+    launcher.start(lambda: box.setdefault("nice", thread_niceness()), name="training").join()
+    plain = in_thread(thread_niceness)  # what a thread made by the request itself would get
+    return box["nice"], plain
+launched, plain = in_thread(request)
+print(json.dumps({"base": thread_niceness(), "launched": launched, "plain": plain}))
+''')
+    assert report["launched"] == report["base"] < REQUEST_NICENESS
+    assert report["plain"] >= REQUEST_NICENESS
 
-    def request():
-        yield_cpu_to_training()
-        box = {}
-        thread = launcher.start(lambda: box.setdefault("nice", thread_niceness()), name="training")
-        thread.join()
-        return box["nice"]
-    assert in_thread(request) == base
+
+def test_the_main_thread_is_never_lowered():
+    report = niceness_report('''
+print(json.dumps({"ok": yield_cpu_to_training(), "main": thread_niceness()}))
+''')
+    assert report == {"ok": False, "main": report["main"]} and report["main"] < REQUEST_NICENESS
