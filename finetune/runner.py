@@ -1,11 +1,11 @@
-"""One training job at a time, run in a background thread and followed through its progress.jsonl.
+"""One training job at a time, run in a child process and followed through its progress.jsonl.
 
 A front end (the studio, a script) calls `start(settings)`, polls `status()` and may `cancel()`.
 The job does not belong to the request that started it: closing the page that started it leaves it
 running, and every page sees the same job. Nothing here imports gradio.
 
-While a job trains, its thread holds a lock on the run folder's .training.lock (flock, so the
-operating system lets go of it when the process ends, however it ends). A run whose progress.jsonl
+While a job trains, its thread and its training process hold a lock on the run folder's
+.training.lock (flock, so the operating system lets go of it when they end, however they end). A run whose progress.jsonl
 began but never ended, and whose lock nobody holds, was interrupted (the app was restarted or
 killed): `interrupted_runs` finds those, and `TrainingJob.resume` continues one from its last
 checkpoint with the settings it was started with.
@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shlex
+import subprocess
+import sys
+import tempfile
 import threading
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 try:
@@ -184,6 +188,46 @@ def finished_runs(runs_dir: str | Path) -> list[Path]:
     return sorted(done, key=lambda p: (p / METRICS_FILE).stat().st_mtime, reverse=True)
 
 
+class WorkerFailed(FinetuneError):
+    """The training process ended without a reply (a crash, a kill)."""
+
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_worker(settings: TrainSettings, shape: ModelShape | None, stop: threading.Event, lock) -> dict:
+    """Train in a child process (finetune/worker.py) and wait for its reply. The child has its own
+    interpreter lock, so the front end's requests cannot hold up its steps, and it inherits this
+    thread's CPU priority, which the launcher kept above the requests'. It shares the run folder's
+    lock, and the stop flag reaches it as the run's STOP file."""
+    with tempfile.TemporaryDirectory(prefix="finetune-job-") as tmp:
+        reply_file, output = Path(tmp) / "reply.json", Path(tmp) / "output.log"
+        spec = json.dumps({"settings": asdict(settings), "shape": asdict(shape) if shape else None})
+        path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
+        with open(output, "w") as sink:
+            child = subprocess.Popen([sys.executable, "-m", "finetune.worker", str(reply_file)], text=True,
+                                     stdin=subprocess.PIPE, stdout=sink, stderr=sink,
+                                     env=os.environ | {"PYTHONPATH": path},
+                                     pass_fds=(lock.fileno(),) if os.name == "posix" else ())
+            child.stdin.write(spec)
+            child.stdin.close()
+            while not ended(child, 0.5):
+                if stop.is_set():
+                    (Path(settings.out) / STOP_FILE).touch()  # again until seen: a new run clears it first
+        if not reply_file.is_file():
+            tail = output.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+            raise WorkerFailed(f"the training process ended with code {child.returncode}:\n" + "\n".join(tail))
+        return json.loads(reply_file.read_text(encoding="utf-8"))
+
+
+def ended(process: subprocess.Popen, timeout: float) -> bool:
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 def lock_run(folder: Path):
     """Lock `folder` for training: the lock lasts while the returned file stays open, and ends with
     the process however it ends. JobBusy when another process is training there."""
@@ -287,7 +331,7 @@ class TrainingJob:
             self.policy.check(settings.model)
             self.policy.check_weights(settings.model)
         with self.lock:
-            if self.thread is not None and self.thread.is_alive():
+            if self.busy():
                 raise JobBusy(f"a training run is already in progress ({self.out}); "
                               "wait for it to finish or cancel it first")
             if not settings.out:
@@ -300,6 +344,16 @@ class TrainingJob:
             self.thread = self.launcher.start(self.run, (settings, shape, self.stop, lock), name="training")
         return self.status()
 
+    def busy(self) -> bool:
+        """Whether a run is still going. One whose log has ended is let finish first: its process
+        may still be exiting for a moment after writing its last event."""
+        if self.thread is None or not self.thread.is_alive():
+            return False
+        events = read_events(self.out / PROGRESS_FILE) if self.out else []
+        if events and events[-1].get("event") in FINISHED:
+            self.thread.join(timeout=30)
+        return self.thread.is_alive()
+
     def free_folder(self) -> Path:
         """A new run folder name; a second start within the same second gets a suffix."""
         base = self.runs_dir / run_folder_name()
@@ -310,20 +364,16 @@ class TrainingJob:
         return folder
 
     def run(self, settings: TrainSettings, shape: ModelShape | None, stop: threading.Event, lock):
-        from .scratch import scratch
-        from .train import train
         try:
-            if shape:
-                metrics = scratch(settings, shape, stop=stop)
-            else:
-                metrics = train(settings, stop=stop)
-        except (FinetuneError, ValueError) as err:
-            self.failure = (str(err), type(err).__name__)
-        except Exception as err:  # a bug, not a user error: keep the traceback in the server log
-            log.exception("training failed")
-            self.failure = (f"internal error: {type(err).__name__}: {err}", type(err).__name__)
+            reply = run_worker(settings, shape, stop, lock)
+        except WorkerFailed as err:  # a bug, not a user error: keep its output in the server log
+            log.error("training failed: %s", err)
+            self.failure = (f"internal error: {err}", type(err).__name__)
         else:
-            self.result = metrics
+            if "error" in reply:
+                self.failure = (reply["error"], reply["kind"])
+            else:
+                self.result = reply["metrics"]
         finally:
             lock.close()  # the run folder is free: a later app sees it as finished or interrupted
 
