@@ -325,8 +325,8 @@ class TrainingJob:
         self.result: dict | None = None               # the metrics of the last finished run
 
     def start(self, settings: TrainSettings, shape: ModelShape | None = None) -> JobStatus:
-        """Start training in a child process, watched by a background thread: `scratch` when `shape` is given, else fine-tuning
-        `settings.model`. An empty `settings.out` gets a new folder under runs_dir."""
+        """Start training in a child process, watched by a background thread: `scratch` when `shape`
+        is given, else fine-tuning `settings.model`. An empty `settings.out` gets a new folder under runs_dir."""
         if self.policy and shape is None:
             self.policy.check(settings.model)
             self.policy.check_weights(settings.model)
