@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # The one prepared check for a borrowed GPU machine (see /work/.library/device): the bench on CUDA
 # with its levers and plot, and, at the same time, the CPU bench pinned to two of the host's cores.
-# Wheels for the exact pins travel in .whl/ (the machine has older transformers).
+# Wheels for the exact pins travel in .whl/ (the machine has older transformers); make them once with
+#   echo /.whl/ >> .git/info/exclude
+#   for p in transformers==5.24.0 tokenizers==0.23.3 peft==0.21.2 sentencepiece==0.2.3; do
+#     python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#       --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl $p; done
+# and run this script through the device tool with carry [".whl"].
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site || exit 1
