@@ -12,7 +12,6 @@ The choices, measured with `python -m finetune bench` (README, "速度"):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 CPU_BLOCK = 128           # the seed recipe's block; the studio's default too
 CPU_BATCH = 8             # the seed recipe's (TrainingArguments') per-device batch
@@ -22,16 +21,6 @@ MIN_STEPS = 100           # smaller steps rather than a run of fewer optimizer s
 COMPILE_MIN_TOKENS = 20_000_000  # below this, compiling (~1 min) costs more than it saves on an H100
 REFERENCE_TOKENS_PER_STEP = CPU_BLOCK * CPU_BATCH  # the step size the default learning rates are for
 MAX_LR_SCALE = 8.0        # sqrt(64): never more than 8x the default learning rate
-
-
-@dataclass(frozen=True)
-class StepShape:
-    block_size: int
-    batch_size: int
-
-    @property
-    def tokens(self) -> int:
-        return self.block_size * self.batch_size
 
 
 def default_block_size(device: str, max_positions: int, estimated_tokens: int | None = None) -> int:
