@@ -71,10 +71,12 @@ class ModelCache:
         self.policy = policy
         self.loading = threading.Lock()
 
-    def tokenizer(self, name: str) -> tuple[object, Parity]:
-        """(tokenizer, parity) of a Hub id or folder."""
+    def tokenizer(self, name: str, token=None) -> tuple[object, Parity]:
+        """(tokenizer, parity) of a Hub id or folder. With a policy, a Hub model's size and access
+        are checked for `token` (see ModelPolicy.check_download) on every call, before any download."""
         if self.policy:
             self.policy.check(name)
+            self.policy.check_download(name, token, parts=("tokenizer",))
         key = cache_key(name)
         found = self.tokenizers.get(key)
         if found is None:
@@ -85,13 +87,18 @@ class ModelCache:
                     self.tokenizers.put(key, found)
         return found
 
-    def model(self, name: str) -> tuple[object, object]:
-        """(model in eval mode, tokenizer) of a Hub id, folder or LoRA output folder. The policy's
-        name check is done by `tokenizer`, which every first load goes through; its weights check here."""
+    def model(self, name: str, token=None) -> tuple[object, object]:
+        """(model in eval mode, tokenizer) of a Hub id, folder or LoRA output folder. With a policy:
+        the name, and a Hub model's size and access for `token`, are checked on every call (a model
+        already loaded for one caller is not served to one who may not read it); the weights check
+        before a first load."""
+        if self.policy:
+            self.policy.check(name)
+            self.policy.check_download(name, token)
         key = cache_key(name)
         found = self.models.get(key)
         if found is None:
-            tokenizer, _ = self.tokenizer(name)
+            tokenizer, _ = self.tokenizer(name, token)
             if self.policy:
                 self.policy.check_weights(name)
             with self.loading:

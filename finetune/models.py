@@ -21,7 +21,7 @@ import os
 import pickle
 import re
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -53,7 +53,12 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     """Can we open a TCP connection to the Hub endpoint within `timeout` seconds?"""
     if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
         return False
-    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    return can_connect(os.environ.get("HF_ENDPOINT", "https://huggingface.co"), timeout)
+
+
+def can_connect(endpoint: str, timeout: float) -> bool:
+    """Does a TCP connection to the host of this URL open within `timeout` seconds?"""
+    url = urlparse(endpoint)
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
         with socket.create_connection((url.hostname, port), timeout=timeout):
@@ -63,9 +68,13 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def is_cached(repo_id: str) -> bool:
-    """Is this Hub model's config already in the local cache?"""
+    """Is this Hub model in the local cache: its config and its weights? (Loading a tokenizer caches
+    config.json alone; the model must then still be downloaded.)"""
     from huggingface_hub import try_to_load_from_cache
-    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+    def cached(name: str) -> bool:
+        return isinstance(try_to_load_from_cache(repo_id, name), str)
+    return cached("config.json") and any(map(cached, SAFE_WEIGHTS[:2] + PICKLE_WEIGHTS[:2]))
 
 
 def resolve_source(name: str) -> ModelSource:
@@ -187,10 +196,18 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}(/[A-Za-z0-9][\w.-]{0,95})?$")
 class ModelPolicy:
     """Which model names a shared front end (the studio on a public Space) accepts: Hub ids, and
     folders inside `roots` only, so a visitor cannot make the server read /etc, ~/.ssh or ../.
-    URLs are refused, and so are weights that are pickle files only (`check_weights`). (The CLI has
-    no policy: its user owns the machine.) Models that need their own Python code are refused by
+    URLs are refused, and so are weights that are pickle files only (`check_weights`), Hub models
+    over a size limit and gated or private ones the caller cannot read (`check_download`). (The CLI
+    has no policy: its user owns the machine.) Models that need their own Python code are refused by
     `load_model` in every case."""
     roots: tuple[str, ...]
+    max_model_gb: float | None = field(default=None, metadata={
+        "help": "largest Hub model (GB downloaded) this front end loads; None = STUDIO_MAX_MODEL_GB, "
+                "else 2 on a CPU, more on a GPU (finetune.hubmodels.max_model_bytes)"})
+
+    def __post_init__(self):
+        if self.max_model_gb is not None and not self.max_model_gb > 0:
+            raise ValueError(f"max_model_gb must be above 0 (or None), got {self.max_model_gb!r}")
 
     def check(self, name: str) -> None:
         """Raise ModelNotAvailable with the reason when `name`, or the base of a LoRA folder, is not allowed."""
@@ -212,6 +229,23 @@ class ModelPolicy:
                     f"{model} has pickle weights only ({', '.join(pickles)}); this app opens safetensors "
                     "only, because unpickling a file can run code. Use a copy saved with save_pretrained "
                     "(which writes model.safetensors), or the command line")
+
+    def check_download(self, name: str, token=None, parts=("model", "tokenizer")):
+        """Before a Hub model (`name`, or the Hub base of a LoRA folder) is loaded: raise
+        ModelTooLarge when loading `parts` of it would download more than the limit, ModelGated or
+        ModelNotFound when `token` cannot read it (a string, False for anonymous, None for this
+        machine's own login: see finetune.hubmodels). Nothing is downloaded. Call it on every use,
+        not only the first, so a gated model loaded for one caller is not served to another (the
+        Hub's answer is reused for a few minutes). Folders pass; so does everything while the Hub is
+        offline (nothing can be downloaded then). Returns the Hub model's DownloadPlan, or None."""
+        from .hubmodels import GB, check_download
+        limit = None if self.max_model_gb is None else int(self.max_model_gb * GB)
+        plan = None
+        base = adapter_base(name)
+        for model, wanted in ((name.strip(), parts), (base, ("model",))):
+            if model and not self.looks_like_path(model):
+                plan = check_download(model, token, wanted, limit) or plan
+        return plan
 
     def check_name(self, name: str) -> None:
         """Raise ModelNotAvailable with the reason when the name itself is not allowed."""
