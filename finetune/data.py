@@ -20,26 +20,16 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .document import Document  # noqa: F401 (also imported from here: finetune.data.Document)
 from .errors import DataError
+from .formats import Skip, decoded_text, read_inputs, usable_documents
 from .tokens import encode_document
-
-
-@dataclass
-class Document:
-    """One unit of the user's text: a file, a pasted text, or one question/answer pair.
-    For a pair, `prompt` is the templated question (shown to the model, not learned: its tokens
-    get label -100) and `text` is the answer."""
-    name: str
-    text: str
-    encoding: str = "utf-8"
-    prompt: str = ""
 
 
 def decode_text(raw: bytes, name: str) -> tuple[str, str]:
     """Bytes to (text, encoding) with finetune.formats' detection: UTF-8 (with or without BOM), UTF-16
     with BOM, Shift_JIS/CP932, EUC-JP, ISO-2022-JP. Binary, undecodable or doubtfully decoded bytes
     are refused rather than guessed."""
-    from .formats import Skip, decoded_text
     try:
         return decoded_text(raw)
     except Skip as skip:
@@ -50,7 +40,6 @@ def read_documents(paths) -> list[Document]:
     """Read files, folders and .zip archives (.txt .md .html .jsonl .json .csv, see finetune.formats) as
     cleaned documents: one per file, or per record (Q&A pairs included). Unusable inputs are left out;
     DataError, naming each one's reason, only when none is usable."""
-    from .formats import read_inputs, usable_documents
     return usable_documents(read_inputs(paths))
 
 
