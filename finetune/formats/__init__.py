@@ -24,7 +24,7 @@ from .aozora import aozora_text, looks_like_aozora
 from .common import (MB, MESSAGES, FileReport, FileResult, Message, ReadOptions, Skip, message, normalized,
                      text_documents, unified_newlines)
 from .encodings import binary_kind, decoded_text, double_encoding, encoding_label, kana_share
-from .html import MainText, html_text
+from .html import HtmlText, fragment_text, html_text, with_line_breaks
 from .inputs import (IGNORED_NAMES, drop_duplicates, is_ignored, is_unsafe_member, path_results, read_inputs,
                      skip_summary, usable_documents, zip_results)
 from .records import chat_pairs, columns_of, csv_documents, json_documents, jsonl_documents
@@ -33,10 +33,10 @@ from .text import markdown_text
 
 __all__ = [
     "ACCEPTED", "IGNORED_NAMES", "MB", "MESSAGES", "READERS", "SUFFIX_FORMATS", "FileReport", "FileResult",
-    "MainText", "Message", "ReadOptions", "Reader", "Skip", "aozora_text", "binary_kind", "bytes_result",
+    "HtmlText", "Message", "ReadOptions", "Reader", "Skip", "aozora_text", "binary_kind", "bytes_result",
     "chat_pairs", "columns_of", "csv_documents", "decoded_text", "double_encoding", "drop_duplicates",
-    "encoding_label", "file_format", "html_text", "is_ignored", "is_unsafe_member", "json_documents",
+    "encoding_label", "file_format", "fragment_text", "html_text", "is_ignored", "is_unsafe_member", "json_documents",
     "jsonl_documents", "kana_share", "looks_like_aozora", "markdown_text", "message", "normalized",
     "pasted_result", "path_results", "read_inputs", "skip_summary", "text_documents", "unified_newlines",
-    "usable_documents", "zip_results",
+    "usable_documents", "with_line_breaks", "zip_results",
 ]

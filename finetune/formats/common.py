@@ -13,7 +13,6 @@ MB = 1024 * 1024
 
 
 # ----------------------------------------------------------------------------------------------
-# ----------------------------------------------------------------------------------------------
 # Messages: every reason and warning in English (CLI) and Japanese (UI).
 
 MESSAGES = {
@@ -62,6 +61,14 @@ MESSAGES = {
     "zip_encrypted": ("the zip member is encrypted", "ZIP内のファイルが暗号化されています"),
     "container_unusable": ("nothing usable in this {kind} ({count} file(s) skipped)",
                            "この{kind_ja}には使えるファイルがありません（{count}件を除外）"),
+    "not_an_export": ("an XML file that is not a blog export (WordPress, note, Blogger)",
+                      "ブログのエクスポート（WordPress・note・Blogger）ではないXMLファイルです"),
+    "bad_xml": ("not well-formed XML ({error})", "XMLとして読めません（{error}）"),
+    "xml_entities": ("the XML declares its own entities (<!ENTITY>): refused, nothing read",
+                     "XMLが独自の実体（<!ENTITY>）を宣言しているため、読まずに拒否しました"),
+    "left_out": ("left out: {what}{hint}", "除外：{what_ja}{hint_ja}"),
+    "only_left_out": ("nothing published to use: {what}{hint}", "使える公開記事がありません：{what_ja}{hint_ja}"),
+    "not_a_post": ("not a post: {what}", "記事ではありません：{what_ja}"),
     "multi_turn": ("chats with several turns: each user/assistant turn became its own Q&A pair",
                    "複数回のやりとりがあるチャットは、質問と回答の組ごとに分けました"),
 }
@@ -102,10 +109,13 @@ class FileReport:
     reason: str = ""                      # why it was skipped (English, one line)
     reason_ja: str = ""
     reason_code: str = ""
-    documents: int = 0                    # documents kept (records for jsonl/json/csv)
+    documents: int = 0                    # documents kept (records for jsonl/json/csv, posts for exports)
+    posts: int = 0                        # of which blog posts (exports, Markdown with front matter)
+    comments: int = 0                     # of which readers' comments (only with include_comments)
     qa_pairs: int = 0                     # of which question/answer pairs
     characters: int = 0                   # characters kept after cleanup
     stripped: dict[str, int] = field(default_factory=dict)  # e.g. ruby, notes, html_boilerplate
+    left_out: dict[str, int] = field(default_factory=dict)  # entries not used, by LEFT_OUT code: draft, comment …
     warnings: list[str] = field(default_factory=list)
     warnings_ja: list[str] = field(default_factory=list)
 
@@ -124,6 +134,53 @@ class FileReport:
         if n:
             self.stripped[what] = self.stripped.get(what, 0) + n
 
+    def leave_out(self, code: str, n: int = 1):
+        """Count an entry of an export that is not used (a LEFT_OUT code)."""
+        if code not in LEFT_OUT:
+            raise ValueError(f"unknown left-out code {code!r}")
+        if n:
+            self.left_out[code] = self.left_out.get(code, 0) + n
+
+
+# What an export holds besides the author's published posts: code -> (English, Japanese), and
+# whether include_drafts / include_comments brings it back (None: never used).
+LEFT_OUT = {
+    "draft": ("drafts and unpublished posts", "下書き・非公開の記事", "include_drafts"),
+    "page": ("pages (not posts)", "固定ページ", None),
+    "attachment": ("attachments (media entries)", "添付ファイル（メディア）", None),
+    "revision": ("revisions (older copies of posts)", "リビジョン（記事の古い版）", None),
+    "comment": ("readers' comments", "読者のコメント", "include_comments"),
+    "unapproved_comment": ("unapproved or spam comments", "未承認・スパムのコメント", None),
+    "trackback": ("trackbacks and pingbacks", "トラックバック・ピンバック", None),
+    "trash": ("posts in the trash", "ゴミ箱の記事", None),
+    "other": ("other entries (menus, settings, templates, other types)", "その他の項目（メニュー・設定・テンプレートなど）",
+              None),
+    "not_post": ("files of the export that are not posts (profile, lists …)", "記事以外のファイル（プロフィールなど）",
+                 None),
+    "empty": ("posts with no text left after cleanup", "整形後に本文が残らない記事", None),
+}
+OPTION_FLAGS = {"include_drafts": ("--include-drafts", "下書きも使う"),
+                "include_comments": ("--include-comments", "コメントも使う")}
+
+
+def left_out_message(report: FileReport, code: str) -> Message:
+    """`left_out` or `only_left_out`: what was left out, counted, and the options that bring it back."""
+    what = ", ".join(f"{LEFT_OUT[c][0]}: {n}" for c, n in report.left_out.items())
+    what_ja = "、".join(f"{LEFT_OUT[c][1]}{n}件" for c, n in report.left_out.items())
+    options = sorted({LEFT_OUT[c][2] for c in report.left_out if LEFT_OUT[c][2]})
+    hint = f" (use them with {' / '.join(OPTION_FLAGS[o][0] for o in options)})" if options else ""
+    hint_ja = f"（「{'」「'.join(OPTION_FLAGS[o][1] for o in options)}」で使えます）" if options else ""
+    return message(code, what=what, what_ja=what_ja, hint=hint, hint_ja=hint_ja)
+
+
+def count_documents(report: FileReport, docs: list[Document]):
+    """The report's document counts, from the documents kept."""
+    report.documents = len(docs)
+    report.qa_pairs = sum(1 for d in docs if d.prompt)
+    report.posts = sum(1 for d in docs if d.kind == "post")
+    report.comments = sum(1 for d in docs if d.kind == "comment")
+    report.characters = sum(len(d.prompt) + len(d.text) for d in docs)
+
 
 @dataclass
 class FileResult:
@@ -137,6 +194,9 @@ class ReadOptions:
     """How inputs are read and cleaned (finetune.prepare.PrepareSettings documents each one)."""
     nfkc: bool = True
     keep_code: bool = False
+    include_drafts: bool = False     # exports: drafts and unpublished posts too
+    include_comments: bool = False   # exports: readers' (approved) comments too, one document each
+    titles: bool = False             # each post's title as the first line of its document
     encoding: str = "auto"
     encodings: dict[str, str] = field(default_factory=dict)   # per-file overrides: name -> codec
     # 50 MB of Japanese text is about 17 million characters: far more than a small model needs.
@@ -147,6 +207,12 @@ class ReadOptions:
     max_zip_depth: int = 2
     # Far more files than anyone uploads by hand; stops archives built to exhaust memory with entries.
     max_zip_members: int = 10_000
+
+    def __post_init__(self):
+        if self.max_file_mb <= 0 or self.max_zip_mb <= 0:
+            raise ValueError("size limits must be positive")
+        if self.max_zip_depth < 1 or self.max_zip_members < 1:
+            raise ValueError("zip depth and member limits must be at least 1")
 
     def encoding_for(self, name: str) -> str:
         """The override for this input, matched on its full name or its file name; else the global one."""
@@ -189,3 +255,19 @@ def text_documents(text: str, name: str, options: ReadOptions, report: FileRepor
     """One document of the normalized text (none when nothing is left)."""
     text = normalized(text, options.nfkc, report)
     return [Document(name, text)] if text else []
+
+
+def post_document(name: str, title: str, date: str, body: str, options: ReadOptions, report: FileReport,
+                  kind: str = "post") -> Document | None:
+    """One blog post (or comment) as a document: the body normalized, the title first when
+    `options.titles`. None (counted as an empty post) when no text is left."""
+    body = normalized(body, options.nfkc, report)
+    title = normalized(WHITESPACE_RUN.sub(" ", title), options.nfkc)
+    if not body:
+        report.leave_out("empty")
+        return None
+    text = f"{title}\n{body}" if options.titles and title else body
+    return Document(name, text, title=title, date=date, kind=kind)
+
+
+WHITESPACE_RUN = re.compile(r"\s+")

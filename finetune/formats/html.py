@@ -1,109 +1,293 @@
-"""Saved web pages: the main text, without navigation, sidebars, footers, scripts and ruby readings."""
+"""HTML to text, for saved web pages and for the bodies of blog posts.
+
+A page keeps its main text only: navigation, headers, footers, sidebars, comments, share buttons,
+related-post lists and metadata are dropped, and when the page marks its entry body (`entry-content`,
+`article-body`, `entryBody`, itemprop="articleBody", as Hatena Blog, WordPress, livedoor, Ameba and
+note pages do) only that body is kept; otherwise <main>/<article>, otherwise the whole body.
+A post body (a fragment from an export) keeps everything but the same non-text parts.
+
+Both: paragraphs (p, headings, lists, quotes) separated by a blank line, list items and <br> as
+lines, link text kept, URLs, images with their captions, embeds (iframes, video, tweets, link
+cards), scripts, styles, comments (<!-- wp:… -->) and ruby readings dropped; code blocks (<pre>)
+dropped unless kept on purpose.
+"""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import NamedTuple
 
-from .aozora import jis_char, unicode_char
 from ..document import Document
-from .common import FileReport, ReadOptions, text_documents
-
+from .aozora import jis_char, unicode_char
+from .common import FileReport, ReadOptions, normalized, text_documents
 
 VOID_TAGS = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source",
              "track", "wbr"}
-BLOCK_TAGS = {"address", "article", "aside", "blockquote", "dd", "div", "dl", "dt", "figcaption", "h1", "h2", "h3",
-              "h4", "h5", "h6", "li", "main", "ol", "p", "pre", "section", "table", "tr", "ul"}
-BOILERPLATE_TAGS = {"script", "style", "noscript", "template", "svg", "nav", "footer", "aside", "form", "iframe",
-                    "button", "select", "head", "object", "canvas", "dialog", "menu"}
-BOILERPLATE_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search"}
-BOILERPLATE_WORDS = {"nav", "navbar", "navigation", "menu", "breadcrumb", "breadcrumbs", "sidebar", "footer",
-                     "share", "sharing", "social", "comment", "comments", "advert", "advertisement", "ad", "ads",
-                     "banner", "cookie", "cookies", "related", "pagination", "pager", "widget"}
+# Paragraph-level elements: a blank line before and after. Line-level ones: a line break.
+PARAGRAPH_TAGS = {"address", "blockquote", "dl", "figure", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "ol", "p", "pre",
+                  "table", "ul", "details"}
+LINE_TAGS = {"article", "aside", "caption", "dd", "div", "dt", "footer", "header", "li", "main", "section", "summary",
+             "tr"}
+CELL_TAGS = {"td", "th"}
+# Never text, in pages and posts alike.
+DROPPED_TAGS = {"script", "style", "noscript", "template", "svg", "iframe", "object", "embed", "video", "audio",
+                "canvas", "map", "head", "button", "select", "textarea", "form", "figcaption", "dialog"}
+# Pages only: the parts around the article.
+PAGE_TAGS = {"nav", "footer", "aside", "menu"}
+PAGE_ROLES = {"navigation", "banner", "contentinfo", "complementary", "search"}
+PAGE_WORDS = {"nav", "navbar", "navigation", "menu", "breadcrumb", "breadcrumbs", "sidebar", "footer", "side",
+              "share", "sharing", "social", "comment", "comments", "advert", "advertisement", "ad", "ads", "banner",
+              "cookie", "cookies", "related", "pagination", "pager", "paging", "widget", "meta", "date", "pubdate",
+              "byline", "author", "category", "categories", "tags", "profile", "reaction", "like", "likes", "star",
+              "bookmark", "reblog", "follow", "recommend", "screen"}
+# Classes of the element holding a whole entry (hAtom, microformats2).
+ENTRY_CLASSES = {"hentry", "h-entry", "entry"}
+# Class-name stems that mark the same parts inside longer names (jp-relatedposts, skin-entryComments).
+PAGE_STEMS = ("related", "sharing", "comment", "sidebar", "breadcrumb", "pagination")
+# Embedded content: link cards, tweets, videos (pages and posts).
+EMBED_WORDS = {"embed", "tweet", "twitter", "instagram", "blogcard", "linkcard", "ogp", "ogpcard", "youtube"}
 # Aozora Bunko's XHTML files: title/author, notation notes and bibliography around the text.
 AOZORA_CLASSES = {"metadata", "notation_notes", "bibliographical_information", "after_text"}
+# The element holding a post's text on blog platforms' pages (class or id).
+ENTRY_BODY = re.compile(r"(?:^|[\s_-])(?:entry|article|post|textnote)[-_]?(?:body|content|text|more)(?:$|[\s_-])")
+# <pre> is a code block unless it says it is verse or preformatted prose (WordPress blocks).
+PROSE_PRE = re.compile(r"verse|preformatted|poem", re.I)
+CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+NAME_SPLIT = re.compile(r"[\s_-]+")
 CJK = "\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 SOURCE_LINE_BREAK = re.compile(f"(?<=[{CJK}])[ \t]*\n\\s*(?=[{CJK}])")
 WHITESPACE = re.compile(r"\s+")
+URL = re.compile(r"(?:https?|ftp)://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 
 
-class MainText(HTMLParser):
-    """Collects the readable text of a page: scripts, styles, navigation, headers/footers, sidebars and
-    ruby readings dropped; the text of <main>/<article> preferred when the page has one."""
+@dataclass
+class Element:
+    """An open element and what it means for the text inside it."""
+    tag: str
+    dropped: bool = False
+    main: bool = False      # <main> or <article>
+    body: bool = False      # a blog platform's entry body
+    pre: bool = False
+    link: bool = False
 
-    def __init__(self):
+
+class Token(NamedTuple):
+    """A piece of text, or a break (1: new line, 2: new paragraph, -1: <br>), and where it lies."""
+    value: str | int
+    main: bool      # in <main>/<article>
+    body: bool      # in an entry body
+    link: bool      # link text
+
+
+class HtmlText(HTMLParser):
+    """Collects text as tokens (text, or a break of 1 = new line / 2 = new paragraph), each marked
+    with whether it lies in <main>/<article> and in an entry body; `text()` renders the best part."""
+
+    def __init__(self, page: bool, keep_code: bool = False):
         super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.main_parts: list[str] = []
-        self.skipping: list[str] = []   # open elements whose content is dropped
-        self.main_depth = 0
-        self.pre_depth = 0
-        self.boilerplate = 0
-        self.ruby = 0
+        self.page, self.keep_code = page, keep_code
+        self.open: list[Element] = []
+        self.tokens: list[Token] = []
+        self.dropped = self.main = self.body = self.pre = self.link = 0
+        self.counts = {"html_boilerplate": 0, "ruby": 0, "code_blocks": 0, "embeds": 0, "urls": 0}
+        self.in_title, self.title_parts, self.entry_title = False, [], None
 
-    def emit(self, text: str):
-        self.parts.append(text)
-        if self.main_depth:
-            self.main_parts.append(text)
+    # -- elements
 
     def handle_starttag(self, tag, attrs):
+        attrs = {k: v or "" for k, v in attrs}
         if tag in VOID_TAGS:
-            self.handle_startendtag(tag, attrs)
-        elif self.skipping:
-            self.skipping.append(tag)
-        elif tag in ("rt", "rp"):
-            self.skipping.append(tag)
-            self.ruby += tag == "rt"
-        elif self.is_boilerplate(tag, dict(attrs)):
-            self.skipping.append(tag)
-            self.boilerplate += 1
+            return self.handle_startendtag(tag, attrs)
+        if tag == "title":
+            self.in_title = True
+        element = Element(tag)
+        if self.dropped:
+            element.dropped = True
         else:
-            self.main_depth += tag in ("main", "article")
-            self.pre_depth += tag == "pre"
-            if tag in BLOCK_TAGS:
-                self.emit("\n")
+            why = self.drop_reason(tag, attrs)
+            if why:
+                element.dropped = True
+                self.counts[why] += 1
+            else:
+                element.main = self.page and tag in ("main", "article")
+                element.body = self.page and not self.body and is_entry_body(attrs)
+                element.pre = tag == "pre"
+                element.link = tag == "a"
+                self.brk(tag)
+                if tag in CELL_TAGS:
+                    self.emit(" ")
+                if is_entry_title(attrs) and self.entry_title is None:
+                    self.entry_title = len(self.tokens)
+        self.push(element)
 
     def handle_startendtag(self, tag, attrs):
-        if self.skipping:
+        attrs = attrs if isinstance(attrs, dict) else {k: v or "" for k, v in attrs}
+        if self.dropped:
             return
-        if tag in ("br", "hr"):
-            self.emit("\n")
-        elif tag == "img" and "gaiji" in (dict(attrs).get("class") or ""):
-            self.emit(gaiji_char_from_alt(dict(attrs).get("alt") or ""))
+        if tag == "br":
+            self.add(-1)
+        elif tag == "hr":
+            self.brk("p")
+        elif tag == "img" and "gaiji" in attrs.get("class", ""):
+            self.emit(gaiji_char_from_alt(attrs.get("alt", "")))
 
     def handle_endtag(self, tag):
-        if self.skipping:
-            if tag in self.skipping:
-                while self.skipping.pop() != tag:
-                    pass
-            return
-        if tag in ("main", "article") and self.main_depth:
-            self.main_depth -= 1
-        if tag == "pre" and self.pre_depth:
-            self.pre_depth -= 1
-        if tag in BLOCK_TAGS:
-            self.emit("\n")
+        if tag == "title":
+            self.in_title = False
+        if not any(e.tag == tag for e in self.open):
+            return  # a stray end tag
+        while self.open:
+            element = self.pop()
+            if element.tag == tag:
+                break
+        if not self.dropped:
+            self.brk(tag)
+
+    def push(self, element: Element):
+        self.open.append(element)
+        self.dropped += element.dropped
+        self.main += element.main
+        self.body += element.body
+        self.pre += element.pre
+
+    def pop(self) -> Element:
+        element = self.open.pop()
+        self.dropped -= element.dropped
+        self.main -= element.main
+        self.body -= element.body
+        self.pre -= element.pre
+        self.link -= element.link
+        return element
+
+    def drop_reason(self, tag: str, attrs: dict) -> str | None:
+        """Why this element's content is left out (a key of `counts`), or None to keep it."""
+        if tag in ("html", "body"):
+            return None  # their classes describe the whole page (single-post, category-日記, wp-embed-responsive)
+        if tag in ("rt", "rp"):
+            return "ruby" if tag == "rt" else "html_boilerplate"
+        if tag == "pre" and not self.keep_code and not PROSE_PRE.search(attrs.get("class", "")):
+            return "code_blocks"
+        if tag in DROPPED_TAGS or "hidden" in attrs or attrs.get("aria-hidden") == "true":
+            return "html_boilerplate"
+        words = class_words(attrs)
+        if words & EMBED_WORDS or "embedded-service" in attrs:
+            return "embeds"
+        if words & AOZORA_CLASSES or set((attrs.get("class") or "").lower().split()) & AOZORA_CLASSES:
+            return "html_boilerplate"
+        if self.page and self.is_page_furniture(tag, attrs, words):
+            return "html_boilerplate"
+        return None
+
+    def is_page_furniture(self, tag: str, attrs: dict, words: set[str]) -> bool:
+        """Navigation, sidebars, footers, comments, share buttons, metadata: the page around the text."""
+        if is_entry_body(attrs) or tag in ("main", "article") or set(attrs.get("class", "").split()) & ENTRY_CLASSES:
+            return False  # their classes describe the entry (date-first, category-日記, tag-lake)
+        if tag == "header":
+            return not self.main  # a page header is navigation; an article's header is its title
+        if tag in PAGE_TAGS or (attrs.get("role") or "").lower() in PAGE_ROLES:
+            return True
+        return bool(words & PAGE_WORDS) or any(stem in word for word in words for stem in PAGE_STEMS)
+
+    # -- text
+
+    def brk(self, tag: str):
+        if tag in PARAGRAPH_TAGS:
+            self.add(2)
+        elif tag in LINE_TAGS:
+            self.add(1)
+
+    def emit(self, text: str):
+        self.add(text)
+
+    def add(self, value: str | int):
+        self.tokens.append(Token(value, self.main > 0, self.body > 0, self.link > 0))
 
     def handle_data(self, data):
-        if self.skipping:
+        if self.in_title:
+            self.title_parts.append(data)
+        if self.dropped:
             return
-        if not self.pre_depth:
+        if not self.pre:
             data = WHITESPACE.sub(" ", SOURCE_LINE_BREAK.sub("", data))
+            data, urls = URL.subn("", data)
+            self.counts["urls"] += urls
         self.emit(data)
 
-    def is_boilerplate(self, tag: str, attrs: dict) -> bool:
-        if tag == "header":
-            return not self.main_depth  # a page header is navigation; an article's header is its title
-        if tag in BOILERPLATE_TAGS or "hidden" in attrs or attrs.get("aria-hidden") == "true":
-            return True
-        if (attrs.get("role") or "").lower() in BOILERPLATE_ROLES:
-            return True
-        names = f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower()
-        return bool(set(names.split()) & AOZORA_CLASSES or set(re.split(r"[\s_-]+", names)) & BOILERPLATE_WORDS)
-
     def text(self) -> str:
-        main = "".join(self.main_parts)
-        chosen = main if main.strip() else "".join(self.parts)
-        return "\n".join(line.strip() for line in chosen.split("\n"))
+        """The entry bodies when the page has any, else <main>/<article>, else everything but the
+        lines that are only links (menus) or a copyright notice."""
+        if self.page:
+            for chosen in ([t for t in self.tokens if t.body], [t for t in self.tokens if t.main]):
+                if rendered(chosen).strip():
+                    return rendered(chosen)
+            return rendered(self.tokens, furniture_lines=True)
+        return rendered(self.tokens)
+
+    def title(self) -> str:
+        """The entry's title (hAtom `entry-title`), else the page's <title>."""
+        if self.entry_title is not None:
+            parts = []
+            for value, *_ in self.tokens[self.entry_title:]:
+                if isinstance(value, int):
+                    if parts and "".join(parts).strip():
+                        break
+                    continue
+                parts.append(value)
+            if "".join(parts).strip():
+                return WHITESPACE.sub(" ", "".join(parts)).strip()
+        return WHITESPACE.sub(" ", "".join(self.title_parts)).strip()
+
+
+def rendered(tokens: list[Token], furniture_lines: bool = False) -> str:
+    """Text tokens joined, each break as the largest run of newlines asked for since the last text
+    (a <br> adds one); whitespace between blocks dropped, lines stripped. With `furniture_lines`,
+    lines that are nothing but link text, and copyright notices, are left out."""
+    lines: list[list[Token]] = [[]]
+    pending = 0
+    for token in tokens:
+        if isinstance(token.value, int):
+            pending = pending + 1 if token.value < 0 else max(pending, token.value)
+        elif not token.value.strip() and "\n" not in token.value:
+            if not pending and lines[-1]:
+                lines[-1].append(token._replace(value=" "))  # a space between inline elements
+        else:
+            if pending and any(line for line in lines):
+                lines += [[] for _ in range(pending)]
+            pending = 0
+            for i, piece in enumerate(token.value.split("\n")):  # newlines only come from <pre>
+                if i:
+                    lines.append([])
+                lines[-1].append(token._replace(value=piece))
+    if furniture_lines:
+        lines = [line for line in lines if not is_furniture_line(line)]
+    return "\n".join("".join(t.value for t in line).strip() for line in lines)
+
+
+COPYRIGHT = re.compile(r"^\s*(?:copyright|\(c\)|©)", re.I)
+
+
+def is_furniture_line(line: list[Token]) -> bool:
+    text = "".join(t.value for t in line)
+    if not text.strip():
+        return False
+    return all(t.link or not t.value.strip() for t in line) or bool(COPYRIGHT.match(text))
+
+
+def class_words(attrs: dict) -> set[str]:
+    """The words of an element's class and id: split at spaces, hyphens, underscores and camelCase."""
+    names = CAMEL.sub(" ", f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
+    return {w for w in NAME_SPLIT.split(names.lower()) if w}
+
+
+def is_entry_body(attrs: dict) -> bool:
+    if (attrs.get("itemprop") or "") == "articleBody":
+        return True
+    return bool(ENTRY_BODY.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower()))
+
+
+def is_entry_title(attrs: dict) -> bool:
+    return "entry-title" in (attrs.get("class") or "").split() or (attrs.get("itemprop") or "") == "headline"
 
 
 def gaiji_char_from_alt(alt: str) -> str:
@@ -112,14 +296,52 @@ def gaiji_char_from_alt(alt: str) -> str:
     return unicode_char(code) or jis_char(code)
 
 
-def html_text(text: str, report: FileReport) -> str:
-    parser = MainText()
+def parsed(text: str, page: bool, keep_code: bool, report: FileReport) -> HtmlText:
+    parser = HtmlText(page, keep_code)
     parser.feed(text)
     parser.close()
-    report.count("html_boilerplate", parser.boilerplate)
-    report.count("ruby", parser.ruby)
-    return parser.text()
+    for what, n in parser.counts.items():
+        report.count(what, n)
+    return parser
+
+
+def html_text(text: str, report: FileReport, keep_code: bool = False) -> str:
+    """The main text of a saved page."""
+    return parsed(text, True, keep_code, report).text()
+
+
+def fragment_text(text: str, report: FileReport, keep_code: bool = False) -> str:
+    """The text of a post body (an HTML fragment): everything but the non-text parts."""
+    return parsed(text, False, keep_code, report).text()
+
+
+# Block tags after or before which a newline in a post's source is only layout, as WordPress's
+# wpautop and Movable Type's "convert breaks" treat them.
+BLOCK_TAG = (r"</?(?:p|div|h[1-6]|ul|ol|li|dl|dt|dd|blockquote|pre|table|thead|tbody|tr|td|th|figure|figcaption|hr|"
+             r"section|article|aside|header|footer|details|summary|address)\b[^>]*>")
+ENDS_WITH_BLOCK = re.compile(BLOCK_TAG + r"\s*$", re.I)
+STARTS_WITH_BLOCK = re.compile(r"^\s*" + BLOCK_TAG, re.I)
+
+
+def with_line_breaks(html: str) -> str:
+    """A post written with plain newlines (WordPress's classic editor, Movable Type with "convert
+    breaks"): each newline that is not next to a block tag becomes <br>, so paragraphs (blank lines)
+    and lines survive."""
+    parts = html.split("\n")
+    out = [parts[0]]
+    for before, after in zip(parts, parts[1:]):
+        layout = ENDS_WITH_BLOCK.search(before) or STARTS_WITH_BLOCK.match(after)
+        out.append(("\n" if layout else "<br>\n") + after)
+    return "".join(out)
 
 
 def html_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
-    return text_documents(html_text(text, report), name, options, report)
+    parser = parsed(text, True, options.keep_code, report)
+    body = parser.text()
+    title = normalized(parser.title(), options.nfkc)
+    if options.titles and title and not normalized(body, options.nfkc).startswith(title):
+        body = f"{title}\n{body}"
+    docs = text_documents(body, name, options, report)
+    for doc in docs:
+        doc.title = title
+    return docs

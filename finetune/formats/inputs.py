@@ -9,7 +9,7 @@ from pathlib import Path, PurePosixPath
 
 from ..document import Document
 from ..errors import DataError
-from .common import MB, FileReport, FileResult, Message, ReadOptions, message
+from .common import MB, FileReport, FileResult, Message, ReadOptions, count_documents, message
 from .registry import bytes_result, file_format, pasted_result
 
 # Files that operating systems and editors leave behind; never the user's text, so not reported.
@@ -183,9 +183,7 @@ def update_for_duplicates(result: FileResult, kept: list[Document], removed: int
         report.warn(message("duplicates_dropped", count=removed))
     report.count("duplicates", removed)
     result.documents = kept
-    report.documents = len(kept)
-    report.qa_pairs = sum(1 for d in kept if d.prompt)
-    report.characters = sum(len(d.prompt) + len(d.text) for d in kept)
+    count_documents(report, kept)
 
 
 def usable_documents(results: list[FileResult]) -> list[Document]:

@@ -8,7 +8,8 @@ from pathlib import PurePosixPath
 
 from ..document import Document
 from .aozora import aozora_documents, looks_like_aozora
-from .common import MB, FileReport, FileResult, ReadOptions, Skip, message, text_documents, unified_newlines
+from .common import (MB, FileReport, FileResult, ReadOptions, Skip, count_documents, message, text_documents,
+                     unified_newlines)
 from .encodings import binary_kind, decoded_text
 from .html import html_documents
 from .records import csv_documents, json_documents, jsonl_documents
@@ -69,9 +70,7 @@ def bytes_result(name: str, raw: bytes, options: ReadOptions, fmt: str | None = 
     except Skip as skip:
         report.skip(skip.message)
         return FileResult(report)
-    report.documents = len(docs)
-    report.qa_pairs = sum(1 for d in docs if d.prompt)
-    report.characters = sum(len(d.prompt) + len(d.text) for d in docs)
+    count_documents(report, docs)
     return FileResult(report, docs)
 
 
