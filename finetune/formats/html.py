@@ -58,7 +58,8 @@ NAME_SPLIT = re.compile(r"[\s_-]+")
 CJK = "\u3000-\u30ff\u3400-\u9fff\uf900-\ufaff\uff00-\uffef"
 SOURCE_LINE_BREAK = re.compile(f"(?<=[{CJK}])[ \t]*\n\\s*(?=[{CJK}])")
 WHITESPACE = re.compile(r"\s+")
-URL = re.compile(r"(?:https?|ftp)://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+URL = re.compile(r"[ \t]*(?:https?|ftp)://[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+[ \t]*")
+CJK_CHAR = re.compile(f"[{CJK}]")
 
 
 @dataclass
@@ -90,8 +91,9 @@ class HtmlText(HTMLParser):
         self.open: list[Element] = []
         self.tokens: list[Token] = []
         self.dropped = self.main = self.body = self.pre = self.link = 0
-        self.counts = {"html_boilerplate": 0, "ruby": 0, "code_blocks": 0, "embeds": 0, "urls": 0}
+        self.counts = {"html_boilerplate": 0, "ruby": 0, "code_blocks": 0, "embeds": 0, "urls": 0, "titles": 0}
         self.in_title, self.title_parts, self.entry_title = False, [], None
+        self.published = ""  # microformats' dt-published time (Medium posts), ISO 8601
 
     # -- elements
 
@@ -101,6 +103,8 @@ class HtmlText(HTMLParser):
             return self.handle_startendtag(tag, attrs)
         if tag == "title":
             self.in_title = True
+        if tag == "time" and "dt-published" in attrs.get("class", "").split() and not self.published:
+            self.published = attrs.get("datetime", "")
         element = Element(tag)
         if self.dropped:
             element.dropped = True
@@ -170,6 +174,8 @@ class HtmlText(HTMLParser):
             return "code_blocks"
         if tag in DROPPED_TAGS or "hidden" in attrs or attrs.get("aria-hidden") == "true":
             return "html_boilerplate"
+        if "graf--title" in attrs.get("class", "").split():
+            return "titles"  # Medium repeats the title at the top of the body
         words = class_words(attrs)
         if words & EMBED_WORDS or "embedded-service" in attrs:
             return "embeds"
@@ -210,7 +216,7 @@ class HtmlText(HTMLParser):
             return
         if not self.pre:
             data = WHITESPACE.sub(" ", SOURCE_LINE_BREAK.sub("", data))
-            data, urls = URL.subn("", data)
+            data, urls = without_urls(data)
             self.counts["urls"] += urls
         self.emit(data)
 
@@ -226,7 +232,7 @@ class HtmlText(HTMLParser):
 
     def title(self) -> str:
         """The entry's title (hAtom `entry-title`), else the page's <title>."""
-        if self.entry_title is not None:
+        if self.entry_title is not None:  # the text from the title element's start to the next break
             parts = []
             for value, *_ in self.tokens[self.entry_title:]:
                 if isinstance(value, int):
@@ -274,6 +280,17 @@ def is_furniture_line(line: list[Token]) -> bool:
     return all(t.link or not t.value.strip() for t in line) or bool(COPYRIGHT.match(text))
 
 
+def without_urls(text: str) -> tuple[str, int]:
+    """Bare URLs removed, with the spaces around them; one space stays between two words of
+    spaced writing ("see https://… for" -> "see for"), none next to Japanese."""
+    def replacement(m: re.Match) -> str:
+        before, after = text[m.start() - 1:m.start()], text[m.end():m.end() + 1]
+        spaced = m.group().startswith((" ", "\t")) and m.group().endswith((" ", "\t"))
+        keep_space = spaced and before and after and not CJK_CHAR.match(before) and not CJK_CHAR.match(after)
+        return " " if keep_space else ""
+    return URL.subn(replacement, text)
+
+
 def class_words(attrs: dict) -> set[str]:
     """The words of an element's class and id: split at spaces, hyphens, underscores and camelCase."""
     names = CAMEL.sub(" ", f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
@@ -281,13 +298,16 @@ def class_words(attrs: dict) -> set[str]:
 
 
 def is_entry_body(attrs: dict) -> bool:
-    if (attrs.get("itemprop") or "") == "articleBody":
+    if (attrs.get("itemprop") or "") == "articleBody" or attrs.get("data-field") == "body":
+        return True
+    if "e-content" in (attrs.get("class") or "").split():  # microformats2
         return True
     return bool(ENTRY_BODY.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower()))
 
 
 def is_entry_title(attrs: dict) -> bool:
-    return "entry-title" in (attrs.get("class") or "").split() or (attrs.get("itemprop") or "") == "headline"
+    classes = (attrs.get("class") or "").split()
+    return "entry-title" in classes or "p-name" in classes or (attrs.get("itemprop") or "") == "headline"
 
 
 def gaiji_char_from_alt(alt: str) -> str:
