@@ -22,7 +22,7 @@ import torch
 
 from .document import Document  # noqa: F401 (also imported from here: finetune.data.Document)
 from .errors import DataError
-from .formats import Skip, decoded_text, read_inputs, usable_documents
+from .formats import ReadOptions, Skip, decoded_text, read_inputs, usable_documents
 from .tokens import encode_document
 
 
@@ -36,11 +36,12 @@ def decode_text(raw: bytes, name: str) -> tuple[str, str]:
         raise DataError(f"{name}: {skip}") from None
 
 
-def read_documents(paths) -> list[Document]:
-    """Read files, folders and .zip archives (.txt .md .html .jsonl .json .csv, see finetune.formats) as
-    cleaned documents: one per file, or per record (Q&A pairs included). Unusable inputs are left out;
-    DataError, naming each one's reason, only when none is usable."""
-    return usable_documents(read_inputs(paths))
+def read_documents(paths, options: ReadOptions | None = None) -> list[Document]:
+    """Read files, folders and .zip archives (text, Markdown, HTML, records and blog exports, see
+    finetune.formats) as cleaned documents: one per file, per record (Q&A pairs included) or per
+    post, read as `options` say. Unusable inputs are left out; DataError, naming each one's reason,
+    only when none is usable."""
+    return usable_documents(read_inputs(paths, options=options))
 
 
 def normalize_newlines(text: str) -> str:

@@ -155,8 +155,6 @@ LEFT_OUT = {
     "trash": ("posts in the trash", "ゴミ箱の記事", None),
     "other": ("other entries (menus, settings, templates, other types)", "その他の項目（メニュー・設定・テンプレートなど）",
               None),
-    "not_post": ("files of the export that are not posts (profile, lists …)", "記事以外のファイル（プロフィールなど）",
-                 None),
     "empty": ("posts with no text left after cleanup", "整形後に本文が残らない記事", None),
 }
 OPTION_FLAGS = {"include_drafts": ("--include-drafts", "下書きも使う"),
@@ -213,6 +211,20 @@ class ReadOptions:
             raise ValueError("size limits must be positive")
         if self.max_zip_depth < 1 or self.max_zip_members < 1:
             raise ValueError("zip depth and member limits must be at least 1")
+
+    def flags(self) -> list[str]:
+        """The command-line flags (`python -m finetune prepare/train/scratch`) that give these options."""
+        default = ReadOptions()
+        out = ["--encoding", self.encoding] if self.encoding != default.encoding else []
+        for name, encoding in self.encodings.items():
+            out += ["--encoding", f"{name}={encoding}"]
+        out += [] if self.nfkc else ["--no-nfkc"]
+        out += ["--" + name.replace("_", "-") for name in ("keep_code", "include_drafts", "include_comments", "titles")
+                if getattr(self, name)]
+        for name in ("max_file_mb", "max_zip_mb"):
+            if getattr(self, name) != getattr(default, name):
+                out += ["--" + name.replace("_", "-"), f"{getattr(self, name):g}"]
+        return out
 
     def encoding_for(self, name: str) -> str:
         """The override for this input, matched on its full name or its file name; else the global one."""

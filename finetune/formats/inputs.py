@@ -72,7 +72,23 @@ def zip_results(raw: bytes, name: str, options: ReadOptions, depth: int, budget:
         if is_ignored(inner):
             continue
         results += member_results(archive, member, f"{name}/{inner}", options, depth, budget)
+    without_export_extras(results, name)
     return results + container_report(name, "zip", results)
+
+
+def without_export_extras(results: list[FileResult], zip_name: str):
+    """In a Medium export, the HTML files outside posts/ (profile, bookmarks, claps, lists …) are the
+    account's data, not the author's writing: skipped as not posts."""
+    if not any(r.report.format == "medium" for r in results):
+        return
+    for result in results:
+        inner = PurePosixPath(result.report.name[len(zip_name) + 1:])
+        if result.report.format == "html" and "posts" not in inner.parts[:-1]:
+            result.documents = []
+            count_documents(result.report, [])
+            result.report.skip(message("not_a_post", what="a file of the Medium export outside posts/ (profile, "
+                                       "bookmarks, lists …)", what_ja="Mediumのエクスポートのposts/以外のファイル"
+                                       "（プロフィール・ブックマークなど）"))
 
 
 def zip_refusal(members: list[zipfile.ZipInfo], options: ReadOptions, budget: ZipBudget) -> Message | None:
