@@ -27,6 +27,7 @@ def path_results(path: Path, options: ReadOptions) -> list[FileResult]:
     if path.is_dir():
         files = [p for p in sorted(path.rglob("*")) if p.is_file() and not is_ignored(str(p.relative_to(path)))]
         results = [r for f in files for r in file_results(f, options, depth=0)]
+        without_export_extras(results, str(path))
         return results + container_report(str(path), "folder", results)
     if not path.is_file():
         return [skipped(str(path), "unknown", message("missing"))]
@@ -77,8 +78,9 @@ def zip_results(raw: bytes, name: str, options: ReadOptions, depth: int, budget:
 
 
 def without_export_extras(results: list[FileResult], zip_name: str):
-    """In a Medium export, the HTML files outside posts/ (profile, bookmarks, claps, lists …) are the
-    account's data, not the author's writing: skipped as not posts."""
+    """In a Medium export (a zip, or the folder it was extracted to), the HTML files outside posts/
+    (profile, bookmarks, claps, lists …) are the account's data, not the author's writing: skipped
+    as not posts."""
     if not any(r.report.format == "medium" for r in results):
         return
     for result in results:
