@@ -26,10 +26,10 @@ def own_text(html: str) -> str:
     return result.documents[0].text if result.documents else ""
 
 
-def trafilatura_text(html: str) -> str:
+def trafilatura_text(html: str, favor_precision: bool = False) -> str:
     import trafilatura
     return trafilatura.extract(html, include_comments=False, include_tables=True, include_images=False,
-                               include_links=False, deduplicate=False) or ""
+                               include_links=False, deduplicate=False, favor_precision=favor_precision) or ""
 
 
 def scores(output: str, expected: str) -> tuple[float, float]:
@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     try:
         import trafilatura
         extractors[f"trafilatura {trafilatura.__version__}"] = trafilatura_text
+        extractors[f"trafilatura {trafilatura.__version__} favor_precision"] = (
+            lambda html: trafilatura_text(html, favor_precision=True))
     except ImportError:
         print("(trafilatura is not installed: only this project's reader is measured)", file=sys.stderr)
     print("| page | extractor | precision | recall | lines kept as lines |")
