@@ -46,6 +46,7 @@ def train_settings(args):
     lora = LoraSettings(r=args.lora_r, alpha=args.lora_alpha, dropout=args.lora_dropout,
                         targets=args.lora_targets.split(",") if args.lora_targets else None)
     return TrainSettings(data=args.data, out=args.out, model=getattr(args, "model", None) or TrainSettings.model,
+                         reading=read_options(args),
                          method=getattr(args, "method", "full"), epochs=args.epochs, max_steps=args.max_steps,
                          block_size=args.block_size, batch_size=args.batch_size, lr=args.lr,
                          heldout=args.heldout, seed=args.seed, device=args.device, precision=args.precision,
@@ -146,14 +147,31 @@ def cmd_eval(args):
          f"loss {loss:.4f}  perplexity {perplexity(loss):.2f}  over {data.train_tokens} tokens")
 
 
-def prepare_settings(args):
-    from .prepare import PrepareSettings
+def encodings(args) -> tuple[str, dict[str, str]]:
+    """(the encoding of all files, per-file encodings) from the repeatable --encoding ENC|FILE=ENC."""
     overrides = dict(item.rsplit("=", 1) for item in args.encoding if "=" in item)
     global_encoding = [item for item in args.encoding if "=" not in item]
+    return (global_encoding[-1] if global_encoding else "auto"), overrides
+
+
+def read_options(args):
+    """The data flags (add_reading_flags) as finetune.formats.ReadOptions."""
+    from .formats import ReadOptions
+    encoding, overrides = encodings(args)
+    return ReadOptions(nfkc=not args.no_nfkc, keep_code=args.keep_code, include_drafts=args.include_drafts,
+                       include_comments=args.include_comments, titles=args.titles, encoding=encoding,
+                       encodings=overrides, max_file_mb=args.max_file_mb, max_zip_mb=args.max_zip_mb)
+
+
+def prepare_settings(args):
+    from .prepare import PrepareSettings
+    reading = read_options(args)
     return PrepareSettings(data=args.data, texts=args.text, model=args.model, block_size=args.block_size,
-                           heldout=args.heldout, seed=args.seed, nfkc=not args.no_nfkc, keep_code=args.keep_code,
-                           encoding=global_encoding[-1] if global_encoding else "auto", encodings=overrides,
-                           max_file_mb=args.max_file_mb, max_zip_mb=args.max_zip_mb, preview=args.preview)
+                           heldout=args.heldout, seed=args.seed, nfkc=reading.nfkc, keep_code=reading.keep_code,
+                           include_drafts=reading.include_drafts, include_comments=reading.include_comments,
+                           titles=reading.titles, encoding=reading.encoding, encodings=reading.encodings,
+                           max_file_mb=reading.max_file_mb, max_zip_mb=reading.max_zip_mb, preview=args.preview,
+                           dump=args.dump)
 
 
 def cmd_prepare(args):
@@ -192,11 +210,27 @@ def cmd_export(args):
     emit(args, {"zip": str(path), "bytes": path.stat().st_size}, f"exported to {path}")
 
 
+def add_reading_flags(p):
+    """How the data is read: the same flags for prepare, train and scratch."""
+    from .formats import ReadOptions as R
+    from .prepare import setting_help
+    p.add_argument("--encoding", action="append", default=[], metavar="ENC|FILE=ENC",
+                   help="encoding of all files (ENC) or of one file (FILE=ENC) instead of detection; repeatable")
+    p.add_argument("--no-nfkc", action="store_true", help="keep characters as they are (no Unicode NFKC)")
+    p.add_argument("--keep-code", action="store_true", help=setting_help("keep_code"))
+    p.add_argument("--include-drafts", action="store_true", help=setting_help("include_drafts"))
+    p.add_argument("--include-comments", action="store_true", help=setting_help("include_comments"))
+    p.add_argument("--titles", action="store_true", help=setting_help("titles"))
+    p.add_argument("--max-file-mb", type=float, default=R.max_file_mb, help=setting_help("max_file_mb"))
+    p.add_argument("--max-zip-mb", type=float, default=R.max_zip_mb, help=setting_help("max_zip_mb"))
+
+
 def add_training_flags(p, required=True):
     from .lora import LoraSettings
+    from .prepare import setting_help
     from .train import TrainSettings as T
-    p.add_argument("--data", nargs="+", required=required,
-                   help="files, folders or .zip archives (.txt .md .html .jsonl .json .csv)")
+    p.add_argument("--data", nargs="+", required=required, help=setting_help("data"))
+    add_reading_flags(p)
     p.add_argument("--out", required=required, help="output folder")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--epochs", type=float, default=T.epochs, help="passes over the data (default %(default)s)")
@@ -282,13 +316,9 @@ def build_parser() -> Parser:
     p.add_argument("--block-size", type=int, default=P.block_size, help="tokens per block (default %(default)s)")
     p.add_argument("--heldout", type=float, default=P.heldout, help="held-out share (default %(default)s)")
     p.add_argument("--seed", type=int, default=P.seed, help=setting_help("seed"))
-    p.add_argument("--encoding", action="append", default=[], metavar="ENC|FILE=ENC",
-                   help="encoding of all files (ENC) or of one file (FILE=ENC) instead of detection; repeatable")
-    p.add_argument("--no-nfkc", action="store_true", help="keep characters as they are (no Unicode NFKC)")
-    p.add_argument("--keep-code", action="store_true", help=setting_help("keep_code"))
-    p.add_argument("--max-file-mb", type=float, default=P.max_file_mb, help=setting_help("max_file_mb"))
-    p.add_argument("--max-zip-mb", type=float, default=P.max_zip_mb, help=setting_help("max_zip_mb"))
+    add_reading_flags(p)
     p.add_argument("--preview", type=int, default=P.preview, help=setting_help("preview"))
+    p.add_argument("--dump", default="", metavar="FILE.jsonl", help=setting_help("dump"))
 
     p = command("bench", cmd_bench, "measure the engine against the seed recipe (one JSON line per figure)")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])

@@ -20,38 +20,28 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .document import Document  # noqa: F401 (also imported from here: finetune.data.Document)
 from .errors import DataError
+from .formats import ReadOptions, Skip, decoded_text, read_inputs, usable_documents
 from .tokens import encode_document
-
-
-@dataclass
-class Document:
-    """One unit of the user's text: a file, a pasted text, or one question/answer pair.
-    For a pair, `prompt` is the templated question (shown to the model, not learned: its tokens
-    get label -100) and `text` is the answer."""
-    name: str
-    text: str
-    encoding: str = "utf-8"
-    prompt: str = ""
 
 
 def decode_text(raw: bytes, name: str) -> tuple[str, str]:
     """Bytes to (text, encoding) with finetune.formats' detection: UTF-8 (with or without BOM), UTF-16
     with BOM, Shift_JIS/CP932, EUC-JP, ISO-2022-JP. Binary, undecodable or doubtfully decoded bytes
     are refused rather than guessed."""
-    from .formats import Skip, decoded_text
     try:
         return decoded_text(raw)
     except Skip as skip:
         raise DataError(f"{name}: {skip}") from None
 
 
-def read_documents(paths) -> list[Document]:
-    """Read files, folders and .zip archives (.txt .md .html .jsonl .json .csv, see finetune.formats) as
-    cleaned documents: one per file, or per record (Q&A pairs included). Unusable inputs are left out;
-    DataError, naming each one's reason, only when none is usable."""
-    from .formats import read_inputs, usable_documents
-    return usable_documents(read_inputs(paths))
+def read_documents(paths, options: ReadOptions | None = None) -> list[Document]:
+    """Read files, folders and .zip archives (text, Markdown, HTML, records and blog exports, see
+    finetune.formats) as cleaned documents: one per file, per record (Q&A pairs included) or per
+    post, read as `options` say. Unusable inputs are left out; DataError, naming each one's reason,
+    only when none is usable."""
+    return usable_documents(read_inputs(paths, options=options))
 
 
 def normalize_newlines(text: str) -> str:

@@ -4,12 +4,15 @@ what training would see (documents, tokens, blocks, the held-out part, a preview
 `prepare(settings)` reads with finetune.formats and packs with finetune.data.build_dataset, exactly
 as training does, so its numbers are the ones training will use. The report is plain data: the CLI
 prints `to_text()` or `to_dict()`, the studio shows the same fields (Japanese reasons included).
+`settings.dump` (or `write_dump`) writes the very document list that is packed, one JSON line each.
 """
 from __future__ import annotations
 
 import codecs
+import json
 import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 
 from .data import IGNORE, Dataset, Document, build_dataset, encode_example
 from .errors import DataError, FinetuneError
@@ -21,7 +24,8 @@ from .models import DEFAULT_BASE
 class PrepareSettings:
     """What to read and how; the CLI flags and the studio's fields map onto these."""
     data: list[str] = field(default_factory=list, metadata={
-        "help": "files, folders or .zip archives (.txt .md .html .htm .jsonl .json .csv .tsv)"})
+        "help": "files, folders or .zip archives (.txt .md .html .htm .xml .atom .jsonl .json .csv .tsv), blog "
+                "exports included (Hatena/Movable Type, WordPress/note, Blogger, Medium, Hugo/Jekyll/Zenn/Qiita Markdown)"})
     texts: list[str] = field(default_factory=list, metadata={"help": "pasted texts, one document each"})
     model: str = field(default=DEFAULT_BASE, metadata={"help": "model whose tokenizer counts the tokens"})
     block_size: int = field(default=128, metadata={"help": "tokens per training block (as in training)"})
@@ -29,7 +33,14 @@ class PrepareSettings:
     seed: int = field(default=42, metadata={"help": "seed of the held-out split (as in training)"})
     nfkc: bool = field(default=ReadOptions.nfkc, metadata={
         "help": "Unicode NFKC normalization (full-width ASCII to half-width, half-width kana to full-width)"})
-    keep_code: bool = field(default=ReadOptions.keep_code, metadata={"help": "keep Markdown code blocks"})
+    keep_code: bool = field(default=ReadOptions.keep_code, metadata={
+        "help": "keep code blocks (Markdown fences, HTML <pre>, highlight shortcodes)"})
+    include_drafts: bool = field(default=ReadOptions.include_drafts, metadata={
+        "help": "blog exports: use drafts and unpublished posts too"})
+    include_comments: bool = field(default=ReadOptions.include_comments, metadata={
+        "help": "blog exports: use readers' approved comments too, one document each"})
+    titles: bool = field(default=ReadOptions.titles, metadata={
+        "help": "put each post's title as the first line of its document"})
     encoding: str = field(default=ReadOptions.encoding, metadata={
         "help": "encoding of every file, or auto to detect it per file"})
     encodings: dict[str, str] = field(default_factory=dict, metadata={
@@ -39,6 +50,8 @@ class PrepareSettings:
         "help": "largest total a zip may expand to, in MB (nested zips included)"})
     preview: int = field(default=3, metadata={"help": "documents and blocks shown in the preview"})
     preview_chars: int = field(default=300, metadata={"help": "characters shown per previewed document"})
+    dump: str = field(default="", metadata={
+        "help": "write the cleaned documents, exactly as they are packed, to this .jsonl file"})
 
     def __post_init__(self):
         self.data = [str(p) for p in ([self.data] if isinstance(self.data, str) else self.data)]
@@ -56,9 +69,12 @@ class PrepareSettings:
             raise ValueError("size limits must be positive")
         if self.preview < 0 or self.preview_chars < 1:
             raise ValueError("preview counts must be positive")
+        if self.dump and Path(self.dump).is_dir():
+            raise ValueError(f"the dump file {self.dump} is a folder")
 
     def read_options(self) -> ReadOptions:
-        return ReadOptions(nfkc=self.nfkc, keep_code=self.keep_code, encoding=self.encoding,
+        return ReadOptions(nfkc=self.nfkc, keep_code=self.keep_code, include_drafts=self.include_drafts,
+                           include_comments=self.include_comments, titles=self.titles, encoding=self.encoding,
                            encodings=dict(self.encodings), max_file_mb=self.max_file_mb, max_zip_mb=self.max_zip_mb)
 
 
@@ -83,6 +99,9 @@ class Totals:
     skipped_files: int = 0
     documents: int = 0
     qa_pairs: int = 0
+    posts: int = 0                        # blog posts among the documents
+    comments: int = 0                     # readers' comments among them (include_comments)
+    left_out: dict[str, int] = field(default_factory=dict)  # export entries not used, by reason
     characters: int = 0
     duplicates: int = 0
     block_size: int = 0
@@ -123,6 +142,7 @@ class PrepareReport:
     error: str = ""             # why nothing can be trained on (English, one line)
     error_ja: str = ""
     tokenizer_error: str = ""   # token counts are missing because the tokenizer did not load
+    dump_file: str = ""         # where the documents were written (settings.dump), else ""
     documents: list[Document] = field(default_factory=list, repr=False)  # for training; not in to_dict
     dataset: Dataset | None = field(default=None, repr=False)            # for training; not in to_dict
 
@@ -147,10 +167,12 @@ def prepare(settings: PrepareSettings, tokenizer=None, progress=None) -> Prepare
     (optional) saves loading the one of `settings.model` again; `progress(done, total)` follows the
     tokenization in characters (finetune.data.build_dataset)."""
     results = read_inputs(settings.data, settings.texts, settings.read_options())
-    docs = [d for r in results for d in r.documents]
+    docs = [d for r in results for d in r.documents]  # the one list that is dumped, previewed and packed
     report = PrepareReport(files=[r.report for r in results], totals=file_totals(results, settings),
                            model=settings.model, documents_preview=document_previews(docs, settings),
                            documents=docs)
+    if settings.dump:
+        report.dump_file = str(write_dump(docs, settings.dump))
     if not docs:
         report.error, report.error_ja = nothing_usable(results)
         return report
@@ -169,15 +191,48 @@ def prepare(settings: PrepareSettings, tokenizer=None, progress=None) -> Prepare
     return report
 
 
+def dump_record(doc: Document) -> dict:
+    """One document as the dump shows it: `source` (file, #entry for exports and records), `title`,
+    `date` where known, `prompt` for Q&A pairs (masked in training), and `text`: prompt + text is
+    exactly what is tokenized, followed by one EOS."""
+    record = {"source": doc.name, "title": doc.title}
+    if doc.date:
+        record["date"] = doc.date
+    if doc.prompt:
+        record["prompt"] = doc.prompt
+    record["text"] = doc.text
+    return record
+
+
+def write_dump(docs: list[Document], path) -> Path:
+    """Write the documents, one JSON line each (UTF-8, Japanese unescaped), in packing order."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="\n") as f:
+        for doc in docs:
+            f.write(json.dumps(dump_record(doc), ensure_ascii=False) + "\n")
+    return path
+
+
 def file_totals(results: list[FileResult], settings: PrepareSettings) -> Totals:
     reports = [r.report for r in results]
     return Totals(files=len(reports), used_files=sum(r.used for r in reports),
                   skipped_files=sum(not r.used for r in reports),
                   documents=sum(len(r.documents) for r in results),
                   qa_pairs=sum(1 for r in results for d in r.documents if d.prompt),
+                  posts=sum(r.posts for r in reports), comments=sum(r.comments for r in reports),
+                  left_out=summed(r.left_out for r in reports),
                   characters=sum(r.characters for r in reports if r.used),
                   duplicates=sum(r.stripped.get("duplicates", 0) for r in reports),
                   block_size=settings.block_size, heldout_share=settings.heldout)
+
+
+def summed(counts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for key, n in count.items():
+            total[key] = total.get(key, 0) + n
+    return total
 
 
 def add_token_totals(totals: Totals, dataset: Dataset):
@@ -286,6 +341,9 @@ def report_lines(report: PrepareReport) -> list[str]:
     lines.append("totals:")
     lines.append(f"  {plural(t.documents, 'document')} ({plural(t.qa_pairs, 'Q&A pair')}), "
                  f"{plural(t.characters, 'character')}, {plural(t.duplicates, 'duplicate')} dropped")
+    if t.posts or t.left_out:
+        lines.append(f"  blog posts: {plural(t.posts, 'post')} and {plural(t.comments, 'comment')} used; left out: "
+                     + (", ".join(f"{k.replace('_', ' ')} {v}" for k, v in t.left_out.items()) or "nothing"))
     if t.tokens is not None:
         lines.append(f"  {plural(t.tokens, 'token')} with {report.model}: {plural(t.train_blocks, 'training block')} "
                      f"and {plural(t.heldout_blocks, 'held-out block')} of {t.block_size} tokens (held-out share "
@@ -303,6 +361,8 @@ def report_lines(report: PrepareReport) -> list[str]:
         for b in report.blocks_preview:
             lines.append(f"  block {b.index} ({b.tokens} tokens, {b.masked_tokens} masked)")
             lines += [f"    {line}" for line in b.text.split("\n")]
+    if report.dump_file:
+        lines.append(f"documents written to {report.dump_file}")
     if report.error:
         lines.append(f"not usable: {report.error}")
     return lines
@@ -314,7 +374,8 @@ def file_summary(f: FileReport) -> str:
     parts = [f.format]
     if f.encoding:
         parts.append(encoding_label(f.encoding))
-    parts.append(plural(f.documents, "document") + (f" ({f.qa_pairs} Q&A)" if f.qa_pairs else ""))
+    parts.append(plural(f.documents, "document") + (f" ({f.qa_pairs} Q&A)" if f.qa_pairs else "")
+                 + (f" ({plural(f.posts, 'post')}, {plural(f.comments, 'comment')})" if f.posts or f.comments else ""))
     parts.append(plural(f.characters, "character"))
     text = ", ".join(parts)
     if f.stripped:

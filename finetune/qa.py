@@ -6,7 +6,7 @@ is given and the model continues with an answer until EOS.
 """
 from __future__ import annotations
 
-from .data import Document
+from .document import Document
 
 # Full-width colons and no trailing space: sentencepiece strips trailing whitespace, so a template
 # ending in a space would tokenize differently at training and generation time.

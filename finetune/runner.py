@@ -150,7 +150,7 @@ def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> st
         args += ["--model", settings.model]
         if settings.method != defaults.method:
             args += ["--method", settings.method]
-    args += ["--data", *(settings.data or ["DATA"]), "--out", settings.out or "OUT"]
+    args += ["--data", *(settings.data or ["DATA"]), "--out", settings.out or "OUT", *settings.reading.flags()]
     if settings.max_steps > 0:
         args += ["--max-steps", settings.max_steps]
     elif settings.epochs != defaults.epochs:

@@ -95,7 +95,7 @@ def scratch(settings: TrainSettings, shape: ModelShape, on_event=None, stop=None
     """Train a tokenizer and a model from scratch on `settings.data`; the result lands in
     `settings.out` like any fine-tuning run (held-out perplexity before = the untrained model).
     `progress(done, total)` follows the tokenization (finetune.data.build_dataset)."""
-    docs = read_documents(settings.data)
+    docs = read_documents(settings.data, settings.reading)
     with tempfile.TemporaryDirectory(prefix="finetune-scratch-") as tmp:
         init = initial_folder(docs, Path(tmp) / "init", shape, settings.seed)
         run = TrainSettings(**{**settings.__dict__, "model": str(init), "method": "full",

@@ -30,6 +30,7 @@ from .devices import fast_precision, resolve_device
 from .errors import FinetuneError
 from .evaluate import heldout_loss, perplexity
 from .failures import complete_checkpoints, discard_partial_saves, explained
+from .formats import ReadOptions
 from .lora import LoraSettings, lora_config
 from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
 from .speed import default_batch_size, default_block_size, estimated_tokens, mfu, scaled_lr, should_compile
@@ -75,10 +76,14 @@ class TrainSettings:
     compile: str = field(default="auto", metadata={
         "help": "torch.compile: auto (on a GPU for runs of 20M+ tokens), on, off; falls back to eager if it fails"})
     lora: LoraSettings = field(default_factory=LoraSettings)
+    reading: ReadOptions = field(default_factory=ReadOptions, metadata={
+        "help": "how the data is read: encodings, NFKC, code blocks, blog drafts/comments/titles (finetune.formats)"})
 
     def __post_init__(self):
         if isinstance(self.lora, dict):
             self.lora = LoraSettings(**self.lora)
+        if isinstance(self.reading, dict):
+            self.reading = ReadOptions(**self.reading)
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.precision not in PRECISIONS:
@@ -443,7 +448,7 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
     if s.dropout is not None:
         set_dropout(model, s.dropout)
     if dataset is None:
-        documents = read_documents(s.data)
+        documents = read_documents(s.data, s.reading)
         dataset = build_dataset(documents, tokenizer, block_size_for(s, device, model, documents), s.heldout,
                                 s.seed, progress)
     s = resolved(s, device, dataset)

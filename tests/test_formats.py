@@ -2,6 +2,7 @@
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -397,3 +398,189 @@ def test_zip_bomb_is_refused_before_decompressing(tmp_path):
 def test_corrupt_zip(tmp_path):
     result = only(read_inputs([write(tmp_path, "broken.zip", b"PK\x03\x04 this is not really a zip")]))
     assert result.report.reason_code == "zip_bad"
+
+
+# ---------------------------------------------------------------------------------------------- blog exports
+
+DATA = Path(__file__).resolve().parent / "data"
+EXPORTS = DATA / "exports"
+PAGES = DATA / "pages"
+
+
+def exported(name, **options):
+    return read_one(EXPORTS / name, **options)
+
+
+def texts(result):
+    return [d.text for d in result.documents]
+
+
+def test_hatena_movable_type_export_gives_the_published_posts_only():
+    result = exported("hatena.export.txt")
+    report = result.report
+    assert report.format == "movable-type" and report.used and report.posts == 2 and report.comments == 0
+    assert texts(result) == [
+        "日曜日の朝、駅前の商店街で古本市が開かれていた。\n\n一冊百円の箱から、古い町の地図が挟まった旅行記を見つけた。\n\n"
+        "旅行記\n植物図鑑\n\n詳しくはを見てください & また来年。\n\n追記:地図の映画館は、駅の北口にあったそうです。",
+        "川沿いの道を歩くと、鷺が一羽じっと水面を見ていた。\n近づいても逃げなかった。\n\n帰りにパン屋で胡桃のパンを買った。"]
+    assert [(d.name.rsplit("/", 1)[-1], d.title, d.date) for d in result.documents] == [
+        ("hatena.export.txt#1", "商店街の古本市", "2021-10-03T18:00:00"),
+        ("hatena.export.txt#3", "川沿いの散歩道", "2021-09-26T09:00:00")]
+    assert report.left_out == {"comment": 1, "draft": 1, "trackback": 1}
+    assert "--include-drafts" in report.warnings[0] and "下書きも使う" in report.warnings_ja[0]
+    assert report.stripped["code_blocks"] == 1 and report.stripped["hatena_notation"] == 2
+
+
+def test_hatena_export_with_drafts_comments_titles_and_code():
+    result = exported("hatena.export.txt", include_drafts=True, include_comments=True, titles=True, keep_code=True)
+    assert [d.kind for d in result.documents] == ["post", "comment", "post", "post"]
+    assert result.report.posts == 3 and result.report.comments == 1 and result.report.left_out == {"trackback": 1}
+    post, comment, draft, _ = result.documents
+    assert post.text.startswith("商店街の古本市\n日曜日の朝") and 'print("古本")' in post.text
+    assert comment.text == "わたしもその映画館に通っていました。\n懐かしいです。" and comment.date == "2021-10-04T08:12:00"
+    assert draft.text == "書きかけの雲の話\nまだ書きかけの下書きです。"
+
+
+WORDPRESS_POSTS = [
+    "連休の最終日、湖の周回コースを走ってきた。一周はおよそ四十キロ。\n\n持っていったもの\n\n替えのチューブ\nおにぎり二個\n\n"
+    "峠の茶屋の草団子は 一串¥150...🍡だった。店の案内もどうぞ。\n\n湖に\n風が渡る",
+    "駅裏の喫茶店で、昔ながらのナポリタンを食べた。\n鉄板の上でまだ音を立てていた。\n\n食後の固めのプリンも絶品。\n\nまた行きたい。"]
+
+
+def test_wordpress_export_blocks_shortcodes_cdata_and_entities():
+    result = exported("wordpress.xml")
+    assert result.report.format == "wordpress" and texts(result) == WORDPRESS_POSTS
+    assert [(d.title, d.date) for d in result.documents] == [
+        ("自転車で湖を一周した話", "2023-05-14T19:30:00"), ("喫茶店のナポリタン & プリン", "2023-04-02T12:00:00")]
+    assert result.report.left_out == {"comment": 1, "unapproved_comment": 1, "trackback": 1, "draft": 1, "page": 1,
+                                      "attachment": 1, "revision": 1, "other": 1}
+    assert result.report.stripped["shortcodes"] == 3 and result.report.stripped["embeds"] == 1
+
+
+def test_wordpress_export_with_comments_drafts_and_code():
+    result = exported("wordpress.xml", include_comments=True, include_drafts=True, keep_code=True)
+    assert [d.kind for d in result.documents] == ["post", "comment", "post", "post"]
+    assert result.documents[1].text == "草団子の茶屋、私も行きました。\n峠の上りはきついですよね。"
+    assert result.documents[3].text == "まだ走っていない峠の計画。" and result.documents[3].date == ""
+    assert "tire_pressure = 6.5" in result.documents[0].text and 'order = "プリン"' in result.documents[2].text
+    # spam, pingbacks, pages, attachments, revisions and menus never come back
+    assert result.report.left_out == {"unapproved_comment": 1, "trackback": 1, "page": 1, "attachment": 1,
+                                      "revision": 1, "other": 1}
+
+
+def test_note_export_is_wordpress_shaped():
+    result = exported("note.xml")
+    assert result.report.format == "wordpress" and result.report.left_out == {"draft": 1}
+    assert texts(result) == ["雨の土曜日、久しぶりに市立図書館へ行った。\n\n窓ぎわの席は満席だった。\n雨音と紙の音だけが聞こえる。\n\n"
+                             "帰り道には雨が上がっていた。"]
+
+
+def test_blogger_exports_old_and_new():
+    old = exported("blogger.xml")
+    assert old.report.format == "atom" and old.report.left_out == {"other": 2, "draft": 1, "page": 1, "comment": 1}
+    assert texts(old) == ["冬の夜、南の空にオリオン座の三つ星がきれいに並んでいた。\n\n双眼鏡でのぞくと、三つ星の下にオリオン大星雲が"
+                          "ぼんやり見えた。\n気温は氷点下−3°C。指先が冷たかった。"]
+    new = exported("feed.atom", include_comments=True)
+    assert new.report.left_out == {"draft": 1, "trash": 1, "page": 1}
+    assert [(d.kind, d.text) for d in new.documents] == [
+        ("post", "芽が十センチほどに伸びたので、芽かきをした。\n\n残すのは太い芽を二本だけ。\n抜いた芽は畑のすみに積んでおいた。"),
+        ("comment", "うちも今週芽かきしました。")]
+
+
+def test_markdown_posts_with_front_matter():
+    hugo = exported("hugo-post.md")
+    assert (hugo.documents[0].title, hugo.documents[0].date) == ("畑の一年をふりかえる", "2023-12-30T10:00:00+09:00")
+    assert texts(hugo) == ["今年は春の長雨で、じゃがいもが少し不作だった。\n\nかわりに秋のさつまいもは大豊作。来年は畝を一本増やす。"
+                           "\n\nじゃがいも:三十キロ\nさつまいも:五十キロ"]
+    assert 'fmt.Println("harvest")' in exported("hugo-post.md", keep_code=True).documents[0].text
+    jekyll = exported("jekyll-post.markdown")
+    assert texts(jekyll) == ["日曜の朝、港の朝市に六時に行った。\n\n干物を焼く煙と、呼び込みの声でにぎやかだった。\n\n"
+                             "帰りの電車では、買ったみかんを一つ食べた。\nそのままの{{波括弧}}"]
+    zenn = exported("zenn-article.md", titles=True)
+    assert texts(zenn) == ["はじめての個人開発で学んだこと\n小さな家計簿アプリを作って、三か月使ってみた。\n\nこの記事は個人の感想です。"
+                           "\n\nうまくいかなかったこと\n通知の設定が複雑になりすぎた。\n\n一番の学びは、毎日自分で使うことだった。"]
+    qiita = exported("qiita-draft.md").report
+    assert not qiita.used and qiita.reason_code == "only_left_out" and qiita.left_out == {"draft": 1}
+    assert texts(exported("qiita-draft.md", include_drafts=True)) == ["まだ人に見せるつもりのないメモです。"]
+
+
+def test_medium_export_folder_posts_only():
+    results = {r.report.name.rsplit("/", 1)[-1]: r for r in read_inputs([EXPORTS / "medium"])}
+    post = results["2020-11-08_朝の散歩で見つけた小さな秋-3f2a1b0c9d8e.html"]
+    assert post.report.format == "medium" and texts(post) == [
+        "いつもの公園を歩いていたら、金木犀の香りがした。\n\n足もとには、どんぐりがたくさん落ちていた。\n\n明日も少し早起きしよう。"]
+    assert (post.documents[0].title, post.documents[0].date) == ("朝の散歩で見つけた小さな秋", "2020-11-08T00:30:00.000Z")
+    assert results["draft_冬の計画-9a8b7c6d5e4f.html"].report.left_out == {"draft": 1}
+    assert results["profile.html"].report.reason_code == "not_a_post"
+
+
+def test_a_zip_holding_a_mix_of_exports(tmp_path):
+    members = {name: (EXPORTS / name).read_bytes() for name in ("hatena.export.txt", "wordpress.xml", "zenn-article.md")}
+    members |= {f"medium-export/{p.relative_to(EXPORTS / 'medium')}": p.read_bytes()
+                for p in (EXPORTS / "medium").rglob("*.html")}
+    members["memo.txt"] = STORY.encode("cp932")
+    members["sitemap.xml"] = b'<?xml version="1.0"?><urlset><url><loc>https://example.com/</loc></url></urlset>'
+    results = read_inputs([write(tmp_path, "blog.zip", zip_bytes(members))],
+                          options=ReadOptions(include_comments=True))
+    by_name = {r.report.name.split("blog.zip/")[1]: r.report for r in results}
+    assert {n: (r.format, r.outcome, r.posts, r.comments) for n, r in by_name.items()} == {
+        "hatena.export.txt": ("movable-type", "used", 2, 1),
+        "medium-export/posts/2020-11-08_朝の散歩で見つけた小さな秋-3f2a1b0c9d8e.html": ("medium", "used", 1, 0),
+        "medium-export/posts/draft_冬の計画-9a8b7c6d5e4f.html": ("medium", "skipped", 0, 0),
+        "medium-export/profile/profile.html": ("html", "skipped", 0, 0),
+        "memo.txt": ("text", "used", 0, 0),
+        "sitemap.xml": ("xml", "skipped", 0, 0),
+        "wordpress.xml": ("wordpress", "used", 2, 1),
+        "zenn-article.md": ("markdown", "used", 1, 0)}
+    assert by_name["sitemap.xml"].reason_code == "not_an_export"
+    assert sum(len(r.documents) for r in results) == 9
+
+
+def test_exports_are_recognised_by_content_whatever_their_name(tmp_path):
+    export = (EXPORTS / "hatena.export.txt").read_bytes()
+    assert read_one(write(tmp_path, "myblog.export", export)).report.format == "movable-type"
+    assert read_one(write(tmp_path, "backup", (EXPORTS / "feed.atom").read_bytes())).report.posts == 1
+    other = read_one(write(tmp_path, "notes.log", "ただのログです。\n")).report
+    assert other.reason_code == "unsupported" and ".log" in other.reason
+
+
+def test_xml_that_declares_entities_or_is_broken_is_refused(tmp_path):
+    bomb = ('<?xml version="1.0"?><!DOCTYPE rss [<!ENTITY a "aaaa"><!ENTITY b "&a;&a;&a;">]>'
+            '<rss xmlns:wp="http://wordpress.org/export/1.2/"><channel><item><title>&b;</title></item></channel></rss>')
+    assert read_one(write(tmp_path, "bomb.xml", bomb)).report.reason_code == "xml_entities"
+    broken = '<rss xmlns:wp="http://wordpress.org/export/1.2/"><channel><item><title>途中で切れた'
+    assert read_one(write(tmp_path, "cut.xml", broken)).report.reason_code == "bad_xml"
+
+
+# ---------------------------------------------------------------------------------------------- saved blog pages
+
+@pytest.mark.parametrize("page", ["ameba", "fc2", "hatena", "livedoor", "note", "wordpress"])
+def test_blog_platform_pages_keep_exactly_the_article(page):
+    """Pages shaped like Hatena Blog, Ameba, WordPress, livedoor, note and FC2: the article text only
+    (scripts/compare_html.py measures the same pages against trafilatura)."""
+    result = read_one(PAGES / f"{page}.html")
+    assert result.documents[0].text == normalized((PAGES / f"{page}.txt").read_text(encoding="utf-8"), nfkc=True)
+
+
+def test_a_page_without_any_markers_keeps_the_article_and_drops_menus():
+    text = read_one(PAGES / "homepage.html").documents[0].text
+    expected = normalized((PAGES / "homepage.txt").read_text(encoding="utf-8"), nfkc=True)
+    assert text.startswith(expected)   # every paragraph, in order
+    for furniture in ("トップ", "掲示板", "Copyright"):
+        assert furniture not in text
+    assert "最終更新日" in text          # what is left: text no marker tells from the article
+
+
+def test_page_title_first_with_titles():
+    result = read_one(PAGES / "wordpress.html", titles=True)
+    assert result.documents[0].text.startswith("自転車で湖を一周した話\n連休の最終日")
+    assert result.documents[0].title == "自転車で湖を一周した話"
+
+
+def test_html_lists_code_and_embeds(tmp_path):
+    page = ("<html><body><article><p>手順は三つ。</p><ol><li>洗う</li><li>切る</li><li>煮る</li></ol>"
+            "<pre class='code'>boil(10)</pre><blockquote class='twitter-tweet'>よその人のつぶやき</blockquote>"
+            "<video src='a.mp4'>動画</video><p>できあがり。<code>inline</code>も残る。</p></article></body></html>")
+    path = write(tmp_path, "recipe.html", page)
+    assert read_one(path).documents[0].text == "手順は三つ。\n\n洗う\n切る\n煮る\n\nできあがり。inlineも残る。"
+    assert "boil(10)" in read_one(path, keep_code=True).documents[0].text

@@ -1,5 +1,7 @@
 """`prepare`: the report on the user's text, the CLI command, and Q&A pairs through to masked labels."""
+import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +178,86 @@ def test_block_preview_drops_characters_cut_at_block_edges(tiny_model):
     assert len(ids) >= 7  # 龘 is spelled by three byte tokens
     assert "\ufffd" not in block_text(tok, ids[1:-1], None)
     assert block_text(tok, ids[1:-1], None) == "と"
+
+
+# ---------------------------------------------------------------------------------------------- blog exports, dump
+
+EXPORTS = Path(__file__).resolve().parent / "data" / "exports"
+
+# What `prepare --dump` writes for tests/data/exports with the default options: the published posts.
+EXPECTED_DUMP = [
+    {"source": "blogger.xml#3", "title": "オリオン座の三つ星", "date": "2019-02-10T21:30:00.000+09:00",
+     "text": "冬の夜、南の空にオリオン座の三つ星がきれいに並んでいた。\n\n双眼鏡でのぞくと、三つ星の下にオリオン大星雲がぼんやり見えた。"
+             "\n気温は氷点下−3°C。指先が冷たかった。"},
+    {"source": "feed.atom#1", "title": "じゃがいもの芽かき", "date": "2022-04-29T06:30:00.000Z",
+     "text": "芽が十センチほどに伸びたので、芽かきをした。\n\n残すのは太い芽を二本だけ。\n抜いた芽は畑のすみに積んでおいた。"},
+    {"source": "hatena.export.txt#1", "title": "商店街の古本市", "date": "2021-10-03T18:00:00",
+     "text": "日曜日の朝、駅前の商店街で古本市が開かれていた。\n\n一冊百円の箱から、古い町の地図が挟まった旅行記を見つけた。\n\n"
+             "旅行記\n植物図鑑\n\n詳しくはを見てください & また来年。\n\n追記:地図の映画館は、駅の北口にあったそうです。"},
+    {"source": "hatena.export.txt#3", "title": "川沿いの散歩道", "date": "2021-09-26T09:00:00",
+     "text": "川沿いの道を歩くと、鷺が一羽じっと水面を見ていた。\n近づいても逃げなかった。\n\n帰りにパン屋で胡桃のパンを買った。"},
+    {"source": "hugo-post.md", "title": "畑の一年をふりかえる", "date": "2023-12-30T10:00:00+09:00",
+     "text": "今年は春の長雨で、じゃがいもが少し不作だった。\n\nかわりに秋のさつまいもは大豊作。来年は畝を一本増やす。\n\n"
+             "じゃがいも:三十キロ\nさつまいも:五十キロ"},
+    {"source": "jekyll-post.markdown", "title": "港の朝市", "date": "2022-08-07 07:30:00 +0900",
+     "text": "日曜の朝、港の朝市に六時に行った。\n\n干物を焼く煙と、呼び込みの声でにぎやかだった。\n\n"
+             "帰りの電車では、買ったみかんを一つ食べた。\nそのままの{{波括弧}}"},
+    {"source": "medium/posts/2020-11-08_朝の散歩で見つけた小さな秋-3f2a1b0c9d8e.html", "title": "朝の散歩で見つけた小さな秋",
+     "date": "2020-11-08T00:30:00.000Z",
+     "text": "いつもの公園を歩いていたら、金木犀の香りがした。\n\n足もとには、どんぐりがたくさん落ちていた。\n\n明日も少し早起きしよう。"},
+    {"source": "note.xml#1", "title": "雨の日の図書館で考えたこと", "date": "2024-02-18T20:15:00",
+     "text": "雨の土曜日、久しぶりに市立図書館へ行った。\n\n窓ぎわの席は満席だった。\n雨音と紙の音だけが聞こえる。\n\n"
+             "帰り道には雨が上がっていた。"},
+    {"source": "wordpress.xml#1", "title": "自転車で湖を一周した話", "date": "2023-05-14T19:30:00",
+     "text": "連休の最終日、湖の周回コースを走ってきた。一周はおよそ四十キロ。\n\n持っていったもの\n\n替えのチューブ\nおにぎり二個\n\n"
+             "峠の茶屋の草団子は 一串¥150...🍡だった。店の案内もどうぞ。\n\n湖に\n風が渡る"},
+    {"source": "wordpress.xml#2", "title": "喫茶店のナポリタン & プリン", "date": "2023-04-02T12:00:00",
+     "text": "駅裏の喫茶店で、昔ながらのナポリタンを食べた。\n鉄板の上でまだ音を立てていた。\n\n食後の固めのプリンも絶品。\n\n"
+             "また行きたい。"},
+    {"source": "zenn-article.md", "title": "はじめての個人開発で学んだこと",
+     "text": "小さな家計簿アプリを作って、三か月使ってみた。\n\nこの記事は個人の感想です。\n\nうまくいかなかったこと\n"
+             "通知の設定が複雑になりすぎた。\n\n一番の学びは、毎日自分で使うことだった。"},
+]
+
+
+def test_dump_is_the_document_list_that_is_packed(tmp_path, tiny_model):
+    settings = PrepareSettings(data=[str(EXPORTS)], model=tiny_model, block_size=16, dump=str(tmp_path / "d.jsonl"))
+    report = prepare(settings)
+    assert report.usable and report.dump_file == str(tmp_path / "d.jsonl")
+    records = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text(encoding="utf-8").splitlines()]
+    for record in records:
+        record["source"] = Path(record["source"]).relative_to(EXPORTS).as_posix()
+    assert records == EXPECTED_DUMP
+    # the packed stream is these texts, each followed by one EOS, nothing else
+    from finetune.models import load_tokenizer_for, resolve_source
+    tokenizer, _ = load_tokenizer_for(resolve_source(tiny_model))
+    expected_tokens = sum(len(encode_document(tokenizer, r["text"])) + 1 for r in EXPECTED_DUMP)
+    assert report.totals.tokens == expected_tokens
+    totals = report.totals
+    assert totals.posts == 11 and totals.comments == 0
+    assert totals.left_out == {"other": 3, "draft": 7, "page": 3, "comment": 4, "trash": 1, "trackback": 2,
+                               "unapproved_comment": 1, "attachment": 1, "revision": 1}
+    assert "blog posts: 11 posts and 0 comments used" in report.to_text()
+
+
+def test_cli_data_flags_for_prepare_and_train(tmp_path, tiny_model, capsys):
+    dump = tmp_path / "all.jsonl"
+    code, out, err = run_cli(capsys, "--data", EXPORTS / "wordpress.xml", "--model", tiny_model, "--block-size", 16,
+                             "--heldout", 0, "--include-drafts", "--include-comments", "--titles", "--dump", dump,
+                             "--json")
+    assert code == 0, err
+    records = [json.loads(line) for line in dump.read_text(encoding="utf-8").splitlines()]
+    assert [r["text"].split("\n")[0] for r in records] == [
+        "自転車で湖を一周した話", "草団子の茶屋、私も行きました。", "喫茶店のナポリタン & プリン", "秋の峠(下書き)"]
+    assert json.loads(out)["files"][0]["comments"] == 1
+
+    from finetune.cli import build_parser, train_settings
+    from finetune.runner import command_line
+    from finetune.train import TrainSettings
+    args = build_parser().parse_args(["train", "--data", str(EXPORTS), "--out", str(tmp_path / "run"),
+                                      "--include-comments", "--titles", "--encoding", "cp932"])
+    settings = train_settings(args)
+    assert settings.reading.include_comments and settings.reading.titles and settings.reading.encoding == "cp932"
+    again = TrainSettings(**json.loads(json.dumps(dataclasses.asdict(settings))))  # training_config.json, the worker
+    assert again.reading == settings.reading
+    assert "--encoding cp932 --include-comments --titles" in command_line(settings)

@@ -1,0 +1,190 @@
+"""Plain text and Markdown: Markdown syntax removed, code blocks dropped unless asked for.
+
+Markdown posts of static-site generators and writing services (Hugo, Jekyll, Zenn, Qiita) start with
+front matter, YAML between `---` lines or TOML between `+++` lines; it gives the post's title, date
+and whether it is a draft (`draft: true`, `published: false`, Qiita's `private: true` or
+`ignorePublish: true`), and is not text. Hugo shortcodes ({{< … >}}, {{% … %}}), Liquid tags
+({% … %}, {{ … }}), HTML comments, Zenn/Qiita `:::message` / `:::details` / `:::note` fences and Zenn
+embeds (@[youtube](…)) are removed from every Markdown file; what they enclose stays, except code
+(`highlight`), which follows keep_code like fenced code.
+"""
+from __future__ import annotations
+
+import re
+
+from ..document import Document
+from .common import FileReport, ReadOptions, post_document, text_documents
+from .html import without_urls
+
+FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+RULE = re.compile(r"^ {0,3}([-*_])( *\1){2,} *$")
+SETEXT_UNDERLINE = re.compile(r"^ {0,3}=+ *$")
+LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S+")
+TABLE_SEPARATOR = re.compile(r"^ *\|? *:?-{3,}:? *(\| *:?-{3,}:? *)*\|? *$")
+HEADING = re.compile(r"^ {0,3}#{1,6}(?: +|$)(.*?)(?: +#+)? *$")
+QUOTE = re.compile(r"^ *(?:> ?)+")
+LIST_MARKER = re.compile(r"^ *(?:[-*+]|\d{1,9}[.)]) +(?:\[[ xX]\] +)?")
+INLINE = (
+    (re.compile(r"@\[[\w-]+\]\([^)]*\)"), ""),                      # Zenn embeds @[youtube](id)
+    (re.compile(r"!\[[^\]]*\]\([^)]*\)"), ""),                      # images
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),                  # [text](url)
+    (re.compile(r"\[([^\]]+)\]\[[^\]]*\]"), r"\1"),                 # [text][ref]
+    (re.compile(r"\[\^[^\]\s]+\]"), ""),                            # footnote marks [^1]
+    (re.compile(r"<(?:https?|mailto):[^>\s]+>"), ""),                # autolinks
+    (re.compile(r"</?[A-Za-z][^>\n]*>"), ""),                       # inline HTML tags
+    (re.compile(r"(`+)(.+?)\1"), r"\2"),                            # inline code
+    (re.compile(r"(\*\*|__)(?=\S)(.+?)(?<=\S)\1"), r"\2"),          # bold
+    (re.compile(r"(?<!\*)\*(?=[^\s*])([^*\n]+?)(?<=\S)\*(?!\*)"), r"\1"),  # italic *x* (also inside Japanese)
+    (re.compile(r"(?<!\w)_(?=\S)(.+?)(?<=\S)_(?!\w)"), r"\1"),      # italic _x_
+    (re.compile(r"~~(.+?)~~"), r"\1"),                              # strikethrough
+    (re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])"), r"\1"),           # escapes
+)
+# Zenn (:::message, :::details title) and Qiita (:::note info) boxes; `::::` when nested.
+BOX_OPEN = re.compile(r"^ {0,3}:{3,}\s*(message|details|note)\b\s*(?:alert|info|warn)?\s*(.*)$")
+BOX_CLOSE = re.compile(r"^ {0,3}:{3,}\s*$")
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.S)
+# Hugo's highlight shortcode and Jekyll's highlight tag enclose code.
+CODE_SHORTCODE = re.compile(r"\{\{[<%]\s*highlight\b.*?[>%]\}\}(.*?)\{\{[<%]\s*/\s*highlight\s*[>%]\}\}", re.S)
+CODE_LIQUID = re.compile(r"\{%-?\s*highlight\b.*?-?%\}(.*?)\{%-?\s*endhighlight\s*-?%\}", re.S)
+LIQUID_RAW = re.compile(r"\{%-?\s*raw\s*-?%\}(.*?)\{%-?\s*endraw\s*-?%\}", re.S)
+LIQUID_COMMENT = re.compile(r"\{%-?\s*comment\s*-?%\}.*?\{%-?\s*endcomment\s*-?%\}", re.S)
+SHORTCODE = re.compile(r"\{\{[<%].*?[>%]\}\}", re.S)           # {{< figure src=… >}}, {{% note %}}
+LIQUID = re.compile(r"\{%.*?%\}|\{\{.*?\}\}", re.S)              # {% include … %}, {{ page.title }}
+
+
+def markdown_text(text: str, keep_code: bool, report: FileReport) -> str:
+    """Markdown as plain text: headings, emphasis, links, lists, quotes and tables without their
+    syntax; front matter, link definitions, shortcodes, Liquid tags, HTML comments and box fences
+    dropped; fenced code blocks dropped unless `keep_code`."""
+    text = without_templating(split_front_matter(text)[1], keep_code, report)
+    out: list[str] = []
+    fence = ""
+    for line in text.split("\n"):
+        opener = FENCE.match(line)
+        if fence:
+            if opener and opener.group(1)[0] == fence[0] and len(opener.group(1)) >= len(fence):
+                fence = ""
+            elif keep_code:
+                out.append(line)
+            continue
+        if opener:
+            fence = opener.group(1)
+            report.count("code_blocks", 1)
+            continue
+        box = BOX_OPEN.match(line)
+        if box or BOX_CLOSE.match(line):
+            report.count("box_fences", 1)
+            out.append(markdown_line(box.group(2)) if box and box.group(1) == "details" else "")
+            continue
+        if RULE.match(line) or SETEXT_UNDERLINE.match(line):
+            out.append("")
+            continue
+        if LINK_DEFINITION.match(line) or TABLE_SEPARATOR.match(line):
+            continue
+        out.append(markdown_line(line))
+    return "\n".join(out)
+
+
+def without_templating(text: str, keep_code: bool, report: FileReport) -> str:
+    """HTML comments, Hugo shortcodes and Liquid tags removed (code they enclose only with `keep_code`);
+    what Liquid's {% raw %} encloses is kept as it is."""
+    parts = LIQUID_RAW.split(text)  # odd items: the contents of raw blocks
+    return "".join(part if i % 2 else without_templates(part, keep_code, report) for i, part in enumerate(parts))
+
+
+def without_templates(text: str, keep_code: bool, report: FileReport) -> str:
+    text, comments = HTML_COMMENT.subn("", text)
+    report.count("html_comments", comments)
+    for pattern in (CODE_SHORTCODE, CODE_LIQUID):
+        text, code = pattern.subn(lambda m: m.group(1) if keep_code else "", text)
+        report.count("code_blocks", code)
+    text, removed = LIQUID_COMMENT.subn("", text)
+    text, shortcodes = SHORTCODE.subn("", text)
+    text, liquid = LIQUID.subn("", text)
+    report.count("shortcodes", removed + shortcodes + liquid)
+    return text
+
+
+def markdown_line(line: str) -> str:
+    heading = HEADING.match(line)
+    if heading:
+        line = heading.group(1)
+    line = LIST_MARKER.sub("", QUOTE.sub("", line))
+    if line.lstrip().startswith("|"):
+        line = " ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
+    for pattern, replacement in INLINE:
+        line = pattern.sub(replacement, line)
+    return without_urls(line)[0]
+
+
+def markdown_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
+    return text_documents(markdown_text(text, options.keep_code, report), name, options, report)
+
+
+# ----------------------------------------------------------------------------------------------
+# Front matter
+
+YAML_FIELD = re.compile(r"^([A-Za-z_][\w-]*)\s*:\s*(.*?)\s*$")
+TOML_FIELD = re.compile(r"^([A-Za-z_][\w-]*)\s*=\s*(.*?)\s*$")
+# Keys that make a front matter a post's (a plain text that happens to start with --- has none).
+POST_KEYS = {"title", "date", "draft", "published", "tags", "categories", "category", "emoji", "topics", "type",
+             "layout", "slug", "private", "updated_at", "published_at", "description", "author"}
+# Front matter is at the top and short; a closing line further down is not one.
+FRONT_MATTER_LINES = 200
+
+
+def split_front_matter(text: str) -> tuple[dict[str, str] | None, str]:
+    """(the front matter's top-level scalar fields, the rest), or (None, text) when there is none.
+    Nested values and lists are not read: only titles, dates and draft flags are needed."""
+    lines = text.split("\n")
+    marker = lines[0].strip() if lines else ""
+    if marker not in ("---", "+++"):
+        return None, text
+    closers = ("---", "...") if marker == "---" else ("+++",)
+    for i, line in enumerate(lines[1:FRONT_MATTER_LINES], start=1):
+        if line.strip() in closers:
+            pattern = YAML_FIELD if marker == "---" else TOML_FIELD
+            fields = {}
+            for field in lines[1:i]:
+                m = pattern.match(field)  # top level only: indented lines belong to nested values
+                if m:
+                    fields.setdefault(m.group(1), unquoted(m.group(2)))
+            return fields, "\n".join(lines[i + 1:])
+    return None, text
+
+
+def unquoted(value: str) -> str:
+    value = re.sub(r"\s+#.*$", "", value) if not value.startswith(("'", '"')) else value  # trailing comment
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+def looks_like_post(text: str, report: FileReport) -> bool:
+    """Markdown (or plain text) that starts with a post's front matter."""
+    if report.format not in ("markdown", "text"):
+        return False
+    fields, _ = split_front_matter(text)
+    return bool(fields) and bool(set(fields) & POST_KEYS)
+
+
+def is_draft(fields: dict[str, str]) -> bool:
+    """Hugo's draft: true, Jekyll's and Zenn's published: false, Qiita's private: true (limited
+    sharing) or ignorePublish: true."""
+    def flag(key: str) -> bool | None:
+        value = fields.get(key, "").strip().lower()
+        return {"true": True, "yes": True, "false": False, "no": False}.get(value)
+    return flag("draft") is True or flag("published") is False or flag("private") is True \
+        or flag("ignorePublish") is True
+
+
+def markdown_post_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
+    """One post: the Markdown after its front matter; none when it is a draft (unless asked for)."""
+    fields, _ = split_front_matter(text)
+    if is_draft(fields) and not options.include_drafts:
+        report.leave_out("draft")
+        return []
+    date = fields.get("date") or fields.get("published_at") or ""
+    doc = post_document(name, fields.get("title", ""), date, markdown_text(text, options.keep_code, report),
+                        options, report)
+    return [doc] if doc else []
