@@ -149,11 +149,10 @@ class GenerationBatcher:
         try:
             while True:
                 self.serve_once(self.arrivals())
-        except BaseException as err:  # not an error of one batch (those reach their callers below)
+        except BaseException as err:  # beyond one batch's error: the worker ends, loudly
             self.failure = err
-            log.exception("the generation worker stopped")
+            log.error("the generation worker stopped: %r", err, exc_info=err)
             self.fail_everyone(err)
-            raise
 
     def arrivals(self) -> dict[int, list[Request]]:
         """The waiting requests that have a row now, by model; blocks while there is nothing to do."""
@@ -194,7 +193,7 @@ class GenerationBatcher:
                     batch.step()
                 if newcomers:
                     batch.admit(newcomers)
-        except Exception as err:  # this model's requests end with it; the worker serves on
+        except BaseException as err:  # this model's requests end with it; the worker serves on (Exception)
             log.warning("generation failed for %d request(s): %r", len(served), err)
             failure, batch = err, None
         if batch is not None and batch.rows:
@@ -209,6 +208,8 @@ class GenerationBatcher:
                 request.flush()
             else:
                 request.end(failure)
+        if failure is not None and not isinstance(failure, Exception):
+            raise failure  # not a batch's problem (the process is ending, or worse): the worker stops
 
     def count_rows(self):
         with self.changed:
