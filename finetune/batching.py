@@ -123,6 +123,8 @@ class GenerationBatcher:
         if request.left.is_set():
             return
         request.stopped.set()
+        if threading.current_thread() is self.worker:  # a stream collected by the worker's own GC
+            return
         with self.changed:
             if request in self.waiting:
                 self.waiting.remove(request)
@@ -180,9 +182,8 @@ class GenerationBatcher:
 
     def serve_model(self, key: int, arrivals: list[Request]):
         batch = self.batches.get(key)
-        gone = batch.remove(lambda row: row.stopped.is_set()) if batch else []
         newcomers = [r for r in arrivals if not r.stopped.is_set()]
-        gone += [r for r in arrivals if r.stopped.is_set()]
+        gone = [r for r in arrivals if r.stopped.is_set()]
         served = (batch.rows if batch else []) + newcomers
         failure = None
         try:
@@ -190,6 +191,7 @@ class GenerationBatcher:
                 if batch is None:
                     batch = Batch(newcomers[0].model) if newcomers else None
                 else:
+                    gone += batch.remove(lambda row: row.stopped.is_set())
                     batch.step()
                 if newcomers:
                     batch.admit(newcomers)
@@ -203,7 +205,7 @@ class GenerationBatcher:
         self.count_rows()
         for request in gone:
             request.left.set()
-        for request in served:
+        for request in (r for r in served if r not in gone):
             if failure is None:
                 request.flush()
             else:

@@ -176,8 +176,8 @@ class Batch:
     leaves as soon as it is done (EOS, its budget) or `remove` takes it out. Call under
     torch.inference_mode(); not thread-safe (one thread drives a batch)."""
 
-    def __init__(self, model):
-        self.call = ForwardCall(model)
+    def __init__(self, model, call: ForwardCall | None = None):
+        self.call = call or ForwardCall(model)
         self.device = next(model.parameters()).device
         self.rows: list[Row] = []
         self.cache = None
@@ -206,9 +206,8 @@ class Batch:
         # the repetition penalty sees the prompt: padding stands for the row's last (real) token
         seen = torch.zeros(logits.shape, dtype=torch.bool, device=self.device)
         seen.scatter_(1, torch.where(mask.bool(), ids, ids[:, -1:]), True)
-        part = Batch.__new__(Batch)
-        part.call, part.device, part.rows, part.cache, part.mask, part.seen = \
-            self.call, self.device, list(rows), cache, mask, seen
+        part = Batch(self.call.model, self.call)
+        part.rows, part.cache, part.mask, part.seen = list(rows), cache, mask, seen
         part.advance(logits)
         self.join(part)
 
