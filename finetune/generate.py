@@ -4,8 +4,10 @@ One implementation serves a single prompt (the CLI: `stream`, `generate`) and ma
 (the studio: finetune/batching.py): a `Batch` holds rows of one model, left-padded with an attention
 mask, their own position ids and one shared KV cache; `next_tokens` applies each row's own sampling
 rules. Every row draws from its own `torch.Generator`, so "same seed, same prompt, same model = same
-text" holds whatever else is decoded beside it (up to float rounding: a batched matrix product may
-differ from a single one in the last bit, which changes a draw about once in millions of tokens).
+text" holds whatever else is decoded beside it, up to float rounding: a batched matrix product may
+differ from a single one in the last bit, which changes a token only where two candidates are that
+close (seen with random weights, whose distributions are nearly flat; not with the trained models
+of the tests).
 """
 from __future__ import annotations
 
@@ -75,9 +77,10 @@ def next_tokens(logits: torch.Tensor, seen: torch.Tensor, rows: list[Row]) -> to
 
 
 def drawn_tokens(logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
-    """One token per row, drawn by inverse transform from the row's own uniform draw. A row's draw
-    depends only on its own logits (prefix sums over its sorted candidates, padded with zeros to the
-    batch's widest top-k), so the batch around it changes nothing."""
+    """One token per row, drawn by inverse transform from the row's own uniform draw over its allowed
+    tokens taken in vocabulary order. A row's draw depends only on its own logits (the batch's wider
+    top-k adds zero weights), and in vocabulary order two nearly equal logits swapping places by a
+    rounding difference cannot change which token the draw lands on."""
     vocab = logits.shape[-1]
     limits = [row.settings.top_k if 0 < row.settings.top_k < vocab else vocab for row in rows]
     width = max(limits)  # sorting only the widest top-k, not the whole vocabulary, keeps a step cheap
@@ -89,10 +92,11 @@ def drawn_tokens(logits: torch.Tensor, rows: list[Row]) -> torch.Tensor:
     cumulative = weights.cumsum(dim=-1)
     # top-p: keep the most likely tokens until their share of the mass reaches top_p (the first always)
     weights = weights * ((cumulative - weights) < top_p * cumulative[:, -1:])
-    cumulative = weights.cumsum(dim=-1)
+    tokens, by_id = order.sort(dim=-1)
+    cumulative = weights.gather(1, by_id).cumsum(dim=-1)
     draws = torch.stack([torch.rand((), generator=row.generator) for row in rows]).to(logits)
     picks = torch.searchsorted(cumulative, (draws[:, None] * cumulative[:, -1:]).contiguous(), right=True)
-    return order.gather(1, picks.clamp(max=width - 1)).squeeze(1)
+    return tokens.gather(1, picks.clamp(max=width - 1)).squeeze(1)
 
 
 # ---------------------------------------------------------------------------------------------

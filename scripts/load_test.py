@@ -149,7 +149,9 @@ def latency_lines(phase: str, latencies: dict) -> list[dict]:
 def micro_benchmark(n: int, new_tokens: int, threads: int = 0) -> dict:
     """`n` requests for `new_tokens` tokens each on the xsmall architecture, in this process: one after
     another, each alone (finetune.generate.generate, as the studio did before batching), then all at
-    once through a GenerationBatcher. Seconds of each, and their ratio."""
+    once through a GenerationBatcher. Seconds of each, and their ratio. (Texts are not compared: random
+    weights give near-uniform distributions, where float rounding between a batched and a single
+    product changes draws; tests/test_batching.py checks equal texts on a trained model.)"""
     import torch
 
     from finetune.batching import GenerationBatcher
@@ -162,14 +164,15 @@ def micro_benchmark(n: int, new_tokens: int, threads: int = 0) -> dict:
     settings = [GenerationSettings(seed=i, max_new_tokens=new_tokens) for i in range(n)]
     generate(model, tokenizer, prompts[0], settings[0])  # warm-up: first-call allocations
     started = time.perf_counter()
-    alone = [generate(model, tokenizer, p, s) for p, s in zip(prompts, settings)]
+    for p, s in zip(prompts, settings):
+        generate(model, tokenizer, p, s)
     serial = time.perf_counter() - started
     batcher = GenerationBatcher(max_batch=max(n, 1))
-    texts: list = [None] * n
     finished: list = [0.0] * n
 
     def request(i):
-        texts[i] = "".join(batcher.stream(model, tokenizer, prompts[i], settings[i]))
+        for _ in batcher.stream(model, tokenizer, prompts[i], settings[i]):
+            pass
         finished[i] = time.perf_counter() - started
 
     threads = [threading.Thread(target=request, args=(i,)) for i in range(n)]
@@ -181,8 +184,7 @@ def micro_benchmark(n: int, new_tokens: int, threads: int = 0) -> dict:
     batched = time.perf_counter() - started
     return {"micro": "xsmall architecture, random weights", "requests": n, "new_tokens": new_tokens,
             "torch_threads": torch.get_num_threads(), "serial_s": round(serial, 2), "batched_s": round(batched, 2),
-            "batched_p95_s": round(percentile(finished, 0.95), 2), "speedup": round(serial / batched, 2),
-            "same_texts": texts == alone}
+            "batched_p95_s": round(percentile(finished, 0.95), 2), "speedup": round(serial / batched, 2)}
 
 
 def main():
