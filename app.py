@@ -14,10 +14,11 @@ from pathlib import Path
 
 import gradio as gr
 
+from finetune.batching import BATCHER
 from finetune.cache import ModelCache
 from finetune.devices import describe_devices, resolve_device
 from finetune.errors import FinetuneError
-from finetune.generate import GenerationSettings, stream
+from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
 from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, ModelPolicy, hub_reachable
 from finetune.prepare import PrepareSettings, prepare
@@ -334,7 +335,7 @@ def streamed_reply(model: str, prompt: str, mode: str, settings: GenerationSetti
         raise FinetuneError("no model chosen")
     loaded, tokenizer = MODELS.model(model)
     reply = ""
-    for piece in stream(loaded, tokenizer, model_prompt(prompt, mode), settings):
+    for piece in BATCHER.stream(loaded, tokenizer, model_prompt(prompt, mode), settings):
         reply += piece
         yield view.reply_text(reply, mode)
     if not reply:
