@@ -189,8 +189,10 @@ class ModelPolicy:
     folders inside `roots` only, so a visitor cannot make the server read /etc, ~/.ssh or ../.
     URLs are refused, and so are weights that are pickle files only (`check_weights`). (The CLI has
     no policy: its user owns the machine.) Models that need their own Python code are refused by
-    `load_model` in every case."""
+    `load_model` in every case. Folders inside `excluded` are refused even inside a root (the
+    visitors' uploads, which sit beside the studio's runs)."""
     roots: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
 
     def check(self, name: str) -> None:
         """Raise ModelNotAvailable with the reason when `name`, or the base of a LoRA folder, is not allowed."""
@@ -220,8 +222,11 @@ class ModelPolicy:
             raise ModelNotAvailable(f"{name!r}: URLs are not accepted; give a Hub id (owner/name) or a folder")
         if self.looks_like_path(name):
             real = os.path.realpath(os.path.expanduser(name))
-            if not any(real == root or real.startswith(root + os.sep) for root in self.real_roots()):
+            if not any(inside(real, root) for root in self.real_roots()):
                 raise ModelNotAvailable(f"{name}: only model folders inside the app's own folders can be opened")
+            if any(inside(real, os.path.realpath(folder)) for folder in self.excluded):
+                raise ModelNotAvailable(f"{name}: uploaded files are not model folders; train on them, then "
+                                        "open the run")
             return
         if not HUB_ID.match(name) or ".." in name:
             raise ModelNotAvailable(f"{name!r} is not a Hub model id (owner/name)")
@@ -232,3 +237,20 @@ class ModelPolicy:
 
     def real_roots(self) -> list[str]:
         return [os.path.realpath(root) for root in self.roots]
+
+
+def inside(path: str, folder: str) -> bool:
+    """Is the resolved `path` the resolved `folder` or below it?"""
+    return path == folder or path.startswith(folder + os.sep)
+
+
+STUDIO_UPLOADS = "uploads"  # the studio's work-folder subfolder for visitors' files
+
+
+def studio_policy(work: str | Path, extra_roots: str = "") -> ModelPolicy:
+    """The studio's policy: the embedded model's folder, the runs in `work`, and the folders in
+    `extra_roots` (os.pathsep-separated, STUDIO_MODEL_ROOTS), but never the uploads in `work`, even
+    when an extra root contains them."""
+    work = Path(work)
+    roots = [str(Path(EMBEDDED_MODEL).parent), str(work / "runs")] + [p for p in extra_roots.split(os.pathsep) if p]
+    return ModelPolicy(tuple(roots), excluded=(str(work / STUDIO_UPLOADS),))
