@@ -72,3 +72,21 @@ def crashed_run(model: str, text: Path, out: Path) -> Path:
     with pytest.raises(Crash):
         train(settings, on_event=die_at_step_6)
     return out
+
+
+def assert_trained_model(folder, base=None):
+    """The model saved in `folder` loads with plain transformers, holds only finite weights, which
+    training moved away from `base`'s when `base` is given, and predicts finite logits. Returns it."""
+    import torch
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(str(folder))
+    weights = model.state_dict()
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point()), f"{folder}: NaN/inf weights"
+    if base is not None:
+        before = AutoModelForCausalLM.from_pretrained(str(base)).state_dict()
+        assert weights.keys() == before.keys()
+        assert any(not torch.equal(weights[k], before[k]) for k in weights), f"{folder}: the base model, untrained"
+    with torch.no_grad():
+        logits = model(torch.tensor([[5, 6, 7, 8]])).logits
+    assert logits.shape[-1] == model.config.vocab_size and torch.isfinite(logits).all()
+    return model
