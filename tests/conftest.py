@@ -90,3 +90,20 @@ def assert_trained_model(folder, base=None):
         logits = model(torch.tensor([[5, 6, 7, 8]])).logits
     assert logits.shape[-1] == model.config.vocab_size and torch.isfinite(logits).all()
     return model
+
+
+def reference_loss(model, blocks, labels=None) -> float:
+    """Mean next-token loss over all predicted tokens: each block's `labels=` loss (a mean over its
+    own predicted tokens) weighted by how many tokens it predicts."""
+    import torch
+    labels = blocks if labels is None else labels
+    model.eval()
+    total, count = 0.0, 0
+    for block, target in zip(blocks, labels):
+        predicted = int((target[1:] != -100).sum())
+        if predicted:
+            with torch.no_grad():
+                loss = model(input_ids=block[None], labels=target[None]).loss.item()
+            total += loss * predicted
+            count += predicted
+    return total / count
