@@ -75,7 +75,6 @@ def launched(launcher: list[str], tiny_model, unseen_text, tmp_path):
 
 
 def check_data_parallel_run(metrics, ranks, out, tiny_model, unseen_text):
-
     from finetune.data import build_dataset, read_documents
     from finetune.models import load_tokenizer_for, resolve_source
     tokenizer, _ = load_tokenizer_for(resolve_source(tiny_model))
