@@ -5,6 +5,10 @@ from pathlib import Path
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# One torch thread per process: tests run beside other test runs on 2 shared cores, where two
+# OpenMP threads per process wait on each other (measured: the same test about 8x slower in wall time
+# with 2 threads than with 1 under such load). Set OMP_NUM_THREADS to override.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 

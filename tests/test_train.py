@@ -255,12 +255,13 @@ def test_nan_after_a_checkpoint_writes_no_later_checkpoint_and_the_last_good_one
     out = tmp_path / "out"
     settings = TrainSettings(model=tiny_model, data=[str(unseen_text)], out=str(out), max_steps=12,
                              block_size=64, batch_size=8, device="cpu", seed=0, save_steps=4, eval_steps=100)
-    with pytest.raises(Diverged, match="at step 8.*learning rate") as err:
+    with pytest.raises(Diverged) as err:
         train(settings)
-    assert str(out / "checkpoints") in str(err.value)
     assert [p.name for p in (out / "checkpoints").iterdir()] == ["checkpoint-4"]
     assert last_checkpoint(out) == str(out / "checkpoints" / "checkpoint-4")
     assert_trained_model(out / "checkpoints" / "checkpoint-4", tiny_model)
+    assert "at step 8" in str(err.value) and "learning rate" in str(err.value)
+    assert str(out / "checkpoints") in str(err.value)
     assert not (out / "model.safetensors").exists() and not (out / "metrics.json").exists()
     log = events(out)
     assert [e["step"] for e in log if e["event"] == "step"] == [2, 4, 6]  # the NaN step is not plotted
