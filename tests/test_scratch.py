@@ -14,7 +14,7 @@ from conftest import ROOT, assert_trained_model, reference_loss
 from finetune.data import build_dataset, read_documents
 from finetune.generate import GenerationSettings, generate
 
-SHAPE = ["--vocab-size", 400, "--layers", 1, "--width", 64, "--heads", 2, "--context", 64]
+SHAPE = ["--vocab-size", 1000, "--layers", 1, "--width", 64, "--heads", 2, "--context", 64]
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +36,7 @@ def test_scratch_writes_a_model_and_tokenizer_that_plain_libraries_read(scratch_
     assert (model.config.n_layer, model.config.n_embd, model.config.n_positions) == (1, 64, 64)
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     sp = spm.SentencePieceProcessor(model_file=str(out / "spiece.model"))
-    assert len(tokenizer) == sp.get_piece_size() == model.config.vocab_size <= 400
+    assert len(tokenizer) == sp.get_piece_size() == model.config.vocab_size <= 1000
     text = unseen_text.read_text(encoding="utf-8")[:300]
     assert tokenizer.encode(text, add_special_tokens=False) == sp.encode(text)  # the new tokenizer's parity
     assert sp.unk_id() not in sp.encode("鬱蒼😀")  # byte fallback: nothing is unknown
