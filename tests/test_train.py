@@ -155,6 +155,17 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.fixture
+def started():
+    """Processes a test starts; any still running when it ends (a failed test) is killed."""
+    processes = []
+    yield processes
+    for proc in processes:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 def hooked_cli(args, report, hang_at=0):
     """The CLI with HOOKED_CLI's hooks, started (not waited for)."""
     import os
@@ -194,7 +205,7 @@ def step_losses(records: list[dict]) -> dict[int, float]:
     return {e["step"]: e["loss"] for e in records if e["event"] == "step"}
 
 
-def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tiny_model, unseen_text, tmp_path):
+def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tiny_model, unseen_text, tmp_path, started):
     """Kill a CLI run at step 6, after checkpoint-4 was written to the end, then `train --resume`:
     it goes on from step 4 with the optimizer state of step 4, and ends as the same run left alone
     ends: the same steps, the same optimizer step count, the same losses."""
@@ -208,6 +219,7 @@ def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tiny_model, un
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     alone = hooked_cli(["train", "--out", whole, *flags], tmp_path / "whole.json")
     victim = hooked_cli(["train", "--out", killed, *flags], tmp_path / "killed.json", hang_at=6)
+    started += [alone, victim]
     checkpoint = killed / "checkpoints" / "checkpoint-4"
     wait_for(lambda: is_complete(checkpoint), victim, "checkpoint-4's trainer_state.json (written last)")
     wait_for(lambda: 6 in step_losses(events(killed)), victim, "step 6")
@@ -217,7 +229,8 @@ def test_sigkill_then_resume_ends_where_an_uninterrupted_run_ends(tiny_model, un
     assert not (killed / "metrics.json").exists()
     assert not list(killed.glob("*.safetensors"))
 
-    resumed = finished(hooked_cli(["train", "--resume", killed, "--json"], tmp_path / "resumed.json"))
+    started.append(hooked_cli(["train", "--resume", killed, "--json"], tmp_path / "resumed.json"))
+    resumed = finished(started[-1])
     reference = finished(alone)
     assert resumed["steps"] == reference["steps"] == 12
     optimizer = [json.loads((tmp_path / f"{run}.json").read_text()) for run in ("resumed", "whole")]
