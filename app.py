@@ -20,7 +20,7 @@ from finetune.devices import describe_devices, resolve_device
 from finetune.errors import FinetuneError
 from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
-from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, ModelPolicy, hub_reachable
+from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, STUDIO_UPLOADS, hub_reachable, studio_policy
 from finetune.prepare import PrepareSettings, prepare
 from finetune.priority import yield_cpu_to_training
 from finetune.qa import prompt_for
@@ -44,8 +44,7 @@ WORK = Path(os.environ.get("STUDIO_HOME", "runs/studio"))  # runs, staged upload
 # Model folders a visitor may open: the embedded model's folder and the app's own runs (not the
 # uploads beside them: those are visitors' files). More can be added for a local studio with
 # STUDIO_MODEL_ROOTS (folders separated by os.pathsep).
-POLICY = ModelPolicy(tuple([str(Path(EMBEDDED_MODEL).parent), str(WORK / "runs")]
-                           + [p for p in os.environ.get("STUDIO_MODEL_ROOTS", "").split(os.pathsep) if p]))
+POLICY = studio_policy(WORK, os.environ.get("STUDIO_MODEL_ROOTS", ""))
 JOB = TrainingJob(WORK / "runs", policy=POLICY)
 MODELS = ModelCache(max_models=3, policy=POLICY)  # base and tuned side by side, plus one being looked at
 SCRATCH = "scratch"                # base-model choice meaning "a new model from scratch"
@@ -213,7 +212,7 @@ def train_form(data: str, base_model: str, method: str, epochs: float, max_steps
 
 
 def staged(files, pasted: str) -> str:
-    return str(staged_inputs(WORK / "uploads", files or [], pasted or ""))
+    return str(staged_inputs(WORK / STUDIO_UPLOADS, files or [], pasted or ""))
 
 
 @yields_cpu

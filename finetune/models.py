@@ -199,8 +199,10 @@ class ModelPolicy:
     URLs are refused, and so are weights that are pickle files only (`check_weights`), Hub models
     over a size limit and gated or private ones the caller cannot read (`check_download`). (The CLI
     has no policy: its user owns the machine.) Models that need their own Python code are refused by
-    `load_model` in every case."""
+    `load_model` in every case. Folders inside `excluded` are refused even inside a root (the
+    visitors' uploads, which sit beside the studio's runs)."""
     roots: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
     max_model_gb: float | None = field(default=None, metadata={
         "help": "largest Hub model (GB downloaded) this front end loads; None = STUDIO_MAX_MODEL_GB, "
                 "else 2 on a CPU, more on a GPU (finetune.hubmodels.max_model_bytes)"})
@@ -254,8 +256,11 @@ class ModelPolicy:
             raise ModelNotAvailable(f"{name!r}: URLs are not accepted; give a Hub id (owner/name) or a folder")
         if self.looks_like_path(name):
             real = os.path.realpath(os.path.expanduser(name))
-            if not any(real == root or real.startswith(root + os.sep) for root in self.real_roots()):
+            if not any(inside(real, root) for root in self.real_roots()):
                 raise ModelNotAvailable(f"{name}: only model folders inside the app's own folders can be opened")
+            if any(inside(real, os.path.realpath(folder)) for folder in self.excluded):
+                raise ModelNotAvailable(f"{name}: uploaded files are not model folders; train on them, then "
+                                        "open the run")
             return
         if not HUB_ID.match(name) or ".." in name:
             raise ModelNotAvailable(f"{name!r} is not a Hub model id (owner/name)")
@@ -266,3 +271,20 @@ class ModelPolicy:
 
     def real_roots(self) -> list[str]:
         return [os.path.realpath(root) for root in self.roots]
+
+
+def inside(path: str, folder: str) -> bool:
+    """Is the resolved `path` the resolved `folder` or below it?"""
+    return path == folder or path.startswith(folder + os.sep)
+
+
+STUDIO_UPLOADS = "uploads"  # the studio's work-folder subfolder for visitors' files
+
+
+def studio_policy(work: str | Path, extra_roots: str = "") -> ModelPolicy:
+    """The studio's policy: the embedded model's folder, the runs in `work`, and the folders in
+    `extra_roots` (os.pathsep-separated, STUDIO_MODEL_ROOTS), but never the uploads in `work`, even
+    when an extra root contains them."""
+    work = Path(work)
+    roots = [str(Path(EMBEDDED_MODEL).parent), str(work / "runs")] + [p for p in extra_roots.split(os.pathsep) if p]
+    return ModelPolicy(tuple(roots), excluded=(str(work / STUDIO_UPLOADS),))

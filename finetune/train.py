@@ -190,7 +190,8 @@ class StepClock:
     when the run is longer than that."""
     WARMUP_STEPS = 2
 
-    def __init__(self):
+    def __init__(self, now=time.perf_counter):
+        self.now = now            # the clock read at window edges (tests pass one they control)
         self.seconds = 0.0        # timed seconds, in whole windows between synced points
         self.steps = 0            # steps inside those windows
         self.window_start = None  # start of the open window
@@ -201,14 +202,14 @@ class StepClock:
     def step_begins(self, device):
         if self.window_start is None:
             self.sync(device)
-            self.window_start = time.perf_counter()
+            self.window_start = self.now()
 
     def step_ends(self, device, sync: bool):
         self.window_steps += 1
         self.ended += 1
         if sync or self.ended == self.WARMUP_STEPS:
             self.sync(device)
-            elapsed = time.perf_counter() - self.window_start
+            elapsed = self.now() - self.window_start
             if self.ended <= self.WARMUP_STEPS:
                 old = self.first or (0.0, 0)
                 self.first = (old[0] + elapsed, old[1] + self.window_steps)

@@ -36,19 +36,21 @@ def test_train_then_generate_twice_identical(tiny_model, unseen_text, tmp_path):
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "binary", "bad-flag", "unknown-model", "bad-value"])
-def test_user_errors_exit_2_with_one_line(case, tiny_model, tmp_path):
+def test_user_errors_exit_2_with_one_line_naming_the_reason(case, tiny_model, tmp_path):
     (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     (tmp_path / "image.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
     base = ["train", "--model", tiny_model, "--out", tmp_path / "out", "--device", "cpu"]
-    args = {
-        "missing": base + ["--data", tmp_path / "nope.txt"],
-        "empty": base + ["--data", tmp_path / "empty.txt"],
-        "binary": base + ["--data", tmp_path / "image.txt"],
-        "bad-flag": base + ["--data", tmp_path / "empty.txt", "--epochz", "3"],
-        "unknown-model": ["generate", "--model", "someone/not-cached-model", "--prompt", "こんにちは"],
-        "bad-value": ["generate", "--model", tiny_model, "--prompt", "x", "--top-p", "0"],
+    args, reason = {
+        "missing": (base + ["--data", tmp_path / "nope.txt"], [f"{tmp_path / 'nope.txt'}", "no such file"]),
+        "empty": (base + ["--data", tmp_path / "empty.txt"], ["empty.txt", "empty"]),
+        "binary": (base + ["--data", tmp_path / "image.txt"], ["image.txt", "binary", "PNG"]),
+        "bad-flag": (base + ["--data", tmp_path / "empty.txt", "--epochz", "3"], ["unrecognized", "--epochz"]),
+        "unknown-model": (["generate", "--model", "someone/not-cached-model", "--prompt", "こんにちは"],
+                          ["someone/not-cached-model", "not in the local cache", "--model"]),
+        "bad-value": (["generate", "--model", tiny_model, "--prompt", "x", "--top-p", "0"], ["top-p", "(0, 1]"]),
     }[case]
     result = cli(*args)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert all(word in result.stderr for word in reason), result.stderr

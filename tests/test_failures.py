@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from transformers import AutoModelForCausalLM, Trainer
+from transformers import Trainer
 
+from conftest import assert_trained_model
 from finetune.errors import DiskFull, OutOfMemory
 from finetune.train import TrainSettings, last_checkpoint, train
 
@@ -102,7 +103,7 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one_and_resume_works(t
     assert metrics["steps"] == 8
     resumed = [e for e in events(out) if e["event"] == "resume"]
     assert resumed and resumed[-1]["checkpoint"].endswith("checkpoint-4")
-    assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
+    assert_trained_model(out, tiny_model)
 
 
 def test_disk_full_during_the_final_save_leaves_the_output_as_it_was(tiny_model, unseen_text, tmp_path,
@@ -132,7 +133,7 @@ def test_disk_full_during_the_final_save_leaves_the_output_as_it_was(tiny_model,
     from finetune.train import settings_from_run
     # Trainer checks max_steps only after a step: resumed at step 8 of 8, it takes one more.
     assert train(settings_from_run(out))["steps"] >= 8
-    assert AutoModelForCausalLM.from_pretrained(str(out)) is not None
+    assert_trained_model(out, tiny_model)
 
 
 def test_disk_full_before_any_checkpoint_says_to_start_again(tiny_model, unseen_text, tmp_path, monkeypatch):

@@ -6,9 +6,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from transformers import AutoModelForCausalLM
 
-from conftest import crashed_run
+from conftest import assert_trained_model, crashed_run
 from finetune.errors import FinetuneError
 from finetune.runner import TrainingJob, interrupted_runs, is_training
 
@@ -56,7 +55,7 @@ def test_after_a_restart_an_interrupted_run_is_found_and_resumed(tiny_model, uns
     assert final.metrics["steps"] == 8
     resumed = [e for e in events(crashed) if e["event"] == "resume"]
     assert resumed and resumed[0]["checkpoint"].endswith("checkpoint-4")
-    assert AutoModelForCausalLM.from_pretrained(str(crashed)) is not None
+    assert_trained_model(crashed, tiny_model)
     assert [run.folder.name for run in interrupted_runs(runs)] == ["run-early"]
     assert not is_training(crashed)                                # the lock went with the thread
 

@@ -64,8 +64,11 @@ def test_embedded_model_tokenizer_has_parity_and_byte_fallback(tiny_model):
 
 
 def test_prompt_never_ends_with_eos(rinna_like, tiny_model):
-    for folder in (str(rinna_like), tiny_model):
-        tok, _ = load_tokenizer(folder)
+    """Also with transformers 5's own T5Tokenizer for rinna's files, which appends </s> to every text
+    (the seed article's bug: a prompt ending in </s> tells the model the text is over)."""
+    raw = AutoTokenizer.from_pretrained(str(rinna_like))
+    assert raw.encode("「科学」とは")[-1] == raw.eos_token_id  # the tokenizer that would add it
+    for tok in (load_tokenizer(str(rinna_like))[0], load_tokenizer(tiny_model)[0], raw):
         ids = encode_prompt(tok, "「科学」とは")
         assert ids and ids[-1] != tok.eos_token_id
         assert tok.eos_token_id not in ids
