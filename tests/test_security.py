@@ -37,9 +37,9 @@ def test_policy_accepts_hub_ids_and_folders_inside(policy, tmp_path):
 
 
 def test_the_studio_applies_the_policy(monkeypatch):
-    import app
+    from studio import callbacks
     with pytest.raises(Exception) as err:
-        app.tokenize("こんにちは", "/etc")
+        callbacks.tokenize("こんにちは", "/etc")
     assert "app's own folders" in str(err.value) or "フォルダ" in str(err.value)
 
 
@@ -193,12 +193,12 @@ def test_the_share_tab_opens_only_the_apps_own_folders(action):
     on the server must not be downloadable through them."""
     import gradio as gr
 
-    import app
+    from studio import callbacks
     with pytest.raises(gr.Error) as err:
-        getattr(app, action)("/root/private-model", *([False] if action == "make_zip" else ["repo"]))
+        getattr(callbacks, action)("/root/private-model", *([False] if action == "make_zip" else ["repo"]))
     assert "app's own folders" in err.value.message
 
 
 def test_uploads_are_not_model_folders():
-    import app
-    assert str(app.WORK / "runs") in app.POLICY.roots and str(app.WORK) not in app.POLICY.roots
+    from studio import shared
+    assert str(shared.WORK / "runs") in shared.POLICY.roots and str(shared.WORK) not in shared.POLICY.roots

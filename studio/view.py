@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from studio_text import job_error_text, say
+from studio.text import job_error_text, say
 
 SPAN_COLOURS = 5  # neighbouring tokens cycle through this many background colours (CSS .c0 … .c4)
 
