@@ -1,15 +1,21 @@
-"""The studio's callbacks: each calls finetune/ and hands the result to studio.view for display.
+"""The studio's callbacks: each finds out who is asking (studio/owners.py), calls finetune/, and
+hands the result to studio.view for display.
 
-Per-user values live in gr.State; the one training job is finetune.runner.TrainingJob, loaded
-models are in finetune.cache.ModelCache (both in studio.shared).
+Every callback that touches a run, an upload or the training job takes the caller's session key
+(`session`: the page's gr.BrowserState, or an API caller's own) and, injected by Gradio, the
+request and the signed-in profile; `owner_of` turns them into the Owner whose files it may use.
+Per-page values live in gr.State; shared objects are in studio.shared.
 """
 from __future__ import annotations
 
 import functools
 import inspect
+import shutil
+from pathlib import Path
 
 import gradio as gr
 
+from finetune.devices import resolve_device
 from finetune.errors import FinetuneError
 from finetune.generate import GenerationSettings, stream
 from finetune.lora import LoraSettings
@@ -17,17 +23,18 @@ from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, hub_reachable
 from finetune.prepare import PrepareSettings, prepare
 from finetune.priority import yield_cpu_to_training
 from finetune.qa import prompt_for
-from finetune.runner import command_line, finished_runs
+from finetune.runner import finished_runs, portable_command
 from finetune.scratch import ModelShape
-from finetune.share import PushSettings, export_zip, push
+from finetune.share import PushSettings, export_zip, push, push_token
 from finetune.speed import default_block_size
 from finetune.tokens import token_view
 from finetune.train import TrainSettings
 from finetune.workspace import export_path, staged_inputs
-from finetune.devices import resolve_device
 
-from studio import view
-from studio.shared import JOB, MODELS, POLICY, SCRATCH, WORK
+from studio import shared, view
+from studio.owners import SESSION_KEY, Owner, new_session_key
+from studio.queue import Ticket
+from studio.shared import MODELS, SCRATCH, default_model
 from studio.text import error_text, say
 
 
@@ -76,6 +83,37 @@ def yields_cpu(fn):
 
 
 # ---------------------------------------------------------------------------------------------
+# Callbacks: who is asking
+
+def owner_of(session: str | None, request: gr.Request | None, profile: gr.OAuthProfile | None) -> Owner:
+    """The caller's Owner (ValueError for a malformed session key)."""
+    return shared.OWNERS.owner(session=session or None,
+                               session_hash=getattr(request, "session_hash", None) if request else None,
+                               user=profile.username if profile is not None else None)
+
+
+def new_session() -> str:
+    """A new session key for an API caller: pass it as `session` to every later call, from any
+    client, to act as the same owner (keep it secret: whoever has it owns your runs)."""
+    return new_session_key()
+
+
+def page_session(session: str | None) -> str:
+    """On page load: the browser's session key, made on its first visit (gr.BrowserState keeps it)."""
+    return session if session and SESSION_KEY.match(session) else new_session_key()
+
+
+def owner_line(session: str | None, lang: str, request: gr.Request, profile: gr.OAuthProfile | None) -> str:
+    """Whose runs the page shows: the signed-in user's, this browser's, or (locally) everyone's."""
+    owner = owner_of(session, request, profile)
+    if owner.local:
+        return ""
+    if owner.signed_in:
+        return say(lang, "owner_signed_in", user=owner.signed_in)
+    return say(lang, "owner_browser", hours=f"{shared.RETENTION_HOURS:g}")
+
+
+# ---------------------------------------------------------------------------------------------
 # Callbacks: language and model lists
 
 def page_language(request: gr.Request) -> str:
@@ -83,33 +121,37 @@ def page_language(request: gr.Request) -> str:
     return "en" if request.query_params.get("lang") == "en" else "ja"
 
 
-def latest_run() -> str:
-    runs = finished_runs(JOB.runs_dir)
-    return str(runs[0]) if runs else ""
+def owned_runs(owner: Owner) -> list[Path]:
+    """The owner's finished runs, newest first."""
+    runs = [run for folder in shared.OWNERS.runs_dirs(owner) for run in finished_runs(folder)]
+    return sorted(runs, key=lambda run: (run / "metrics.json").stat().st_mtime, reverse=True)
 
 
-def model_choices(lang: str, *extra: str) -> list[tuple[str, str]]:
-    """The models offered everywhere: embedded, rinna, finished runs, and any value in use."""
+def model_choices(lang: str, owner: Owner, *extra: str) -> list[tuple[str, str]]:
+    """The models offered everywhere: embedded, rinna, the owner's finished runs, and any value in use."""
     choices = [(say(lang, "embedded_model"), EMBEDDED_MODEL), (DEFAULT_BASE, DEFAULT_BASE)]
-    choices += [(view.run_label(run, lang), str(run)) for run in finished_runs(JOB.runs_dir)[:8]]
+    choices += [(view.run_label(run, lang), str(run)) for run in owned_runs(owner)[:8]]
     known = {value for _, value in choices}
     choices += [(value, value) for value in extra if value and value not in known and value != SCRATCH]
     return choices
 
 
-def refresh_models(lang: str, *values: str):
-    """Fresh choices for each model dropdown, keeping its value."""
-    return [gr.update(choices=model_choices(lang, *values)) for _ in values]
+def refresh_models(lang: str, play_model: str, base_model: str, tuned_model: str, session: str | None = None,
+                   request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+    """Fresh choices for each model dropdown of the playground, keeping its value."""
+    choices = model_choices(lang, owner_of(session, request, profile), play_model, base_model, tuned_model)
+    return [gr.update(choices=choices)] * 3
 
 
-def refresh_tokenizers(lang: str, model_a: str, model_b: str, base_model: str):
+def refresh_tokenizers(lang: str, model_a: str, model_b: str, base_model: str, session: str | None = None,
+                       request: gr.Request = None, profile: gr.OAuthProfile | None = None):
     """The tokenizer choices, including the base model chosen in the training tab."""
-    choices = model_choices(lang, model_a, model_b, base_model)
+    choices = model_choices(lang, owner_of(session, request, profile), model_a, model_b, base_model)
     return gr.update(choices=choices), gr.update(choices=choices)
 
 
-def base_choices(lang: str) -> list[tuple[str, str]]:
-    return model_choices(lang)[:2] + [(say(lang, "scratch_model"), SCRATCH)]
+def base_choices(lang: str, owner: Owner) -> list[tuple[str, str]]:
+    return model_choices(lang, owner)[:2] + [(say(lang, "scratch_model"), SCRATCH)]
 
 
 def run_base(run: str) -> str:
@@ -118,26 +160,30 @@ def run_base(run: str) -> str:
     return base if base and base != SCRATCH else EMBEDDED_MODEL
 
 
-def page_setup(request: gr.Request):
-    """On page load: the language, labels that depend on it, and the newest trained model."""
+def page_setup(session: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None):
+    """On page load: the language, labels that depend on it, and the caller's newest trained model."""
     lang = page_language(request)
-    run = latest_run()
-    models = model_choices(lang, run)
-    return (lang, gr.update(choices=models), gr.update(choices=models), gr.update(choices=base_choices(lang)),
+    owner = owner_of(session, request, profile)
+    runs = owned_runs(owner)
+    run = str(runs[0]) if runs else ""
+    models = model_choices(lang, owner, run)
+    return (lang, gr.update(choices=models), gr.update(choices=models), gr.update(choices=base_choices(lang, owner)),
             gr.update(choices=view.mode_choices(lang)),
-            gr.update(choices=models, value=run or EMBEDDED_MODEL),
+            gr.update(choices=models, value=run or default_model()),
             gr.update(choices=models, value=run_base(run)), gr.update(choices=models, value=run or None),
-            gr.update(choices=view.run_choices(finished_runs(JOB.runs_dir), lang), value=run or None),
-            view.language_links(lang),
+            gr.update(choices=view.run_choices(runs, lang), value=run or None),
+            view.language_links(lang), owner_line(session, lang, request, profile),
             *[gr.update(label=say(lang, key)) for key in ("tab_tokens", "tab_train", "tab_play", "tab_share")])
 
 
-def adopt_run(run: str, lang: str):
+def adopt_run(run: str, lang: str, session: str | None = None, request: gr.Request = None,
+              profile: gr.OAuthProfile | None = None):
     """A run has just finished: offer it in the playground, the share tab and the tokenizer view."""
-    models = model_choices(lang, run)
+    owner = owner_of(session, request, profile)
+    models = model_choices(lang, owner, run)
     return (gr.update(choices=models, value=run), gr.update(choices=models, value=run_base(run)),
             gr.update(choices=models, value=run),
-            gr.update(choices=view.run_choices(finished_runs(JOB.runs_dir), lang), value=run),
+            gr.update(choices=view.run_choices(owned_runs(owner), lang), value=run),
             gr.update(choices=models))
 
 
@@ -146,16 +192,19 @@ def adopt_run(run: str, lang: str):
 
 @yields_cpu
 @shows_errors
-def tokenize(text: str, model: str = EMBEDDED_MODEL) -> dict:
+def tokenize(text: str, model: str = EMBEDDED_MODEL, session: str | None = None, request: gr.Request = None,
+             profile: gr.OAuthProfile | None = None) -> dict:
     """Tokens, ids, counts and coloured spans of `text` under `model`'s tokenizer."""
-    tokenizer, parity = MODELS.tokenizer(model or EMBEDDED_MODEL)
-    return view.token_details(token_view(tokenizer, text or ""), model or EMBEDDED_MODEL, parity)
+    model = shared.OWNERS.model(owner_of(session, request, profile), model or default_model())
+    tokenizer, parity = MODELS.tokenizer(model)
+    return view.token_details(token_view(tokenizer, text or ""), model, parity)
 
 
 @yields_cpu
-def tokenize_b(text: str, model: str, compare: bool) -> dict:
+def tokenize_b(text: str, model: str, compare: bool, session: str | None = None, request: gr.Request = None,
+               profile: gr.OAuthProfile | None = None) -> dict:
     """The second tokenizer of compare mode (nothing while compare mode is off)."""
-    return tokenize(text, model) if compare else {}
+    return tokenize(text, model, session, request, profile) if compare else {}
 
 
 def show_tokens(details_a: dict, details_b: dict, lang: str) -> tuple[str, str]:
@@ -173,7 +222,7 @@ def train_form(data: str, base_model: str, method: str, epochs: float, max_steps
     """The form's values as engine settings (ValueError on a bad value)."""
     scratch = base_model == SCRATCH
     settings = TrainSettings(
-        data=[data] if data else [], model=EMBEDDED_MODEL if scratch else (base_model or EMBEDDED_MODEL),
+        data=[data] if data else [], model=EMBEDDED_MODEL if scratch else (base_model or default_model()),
         method="full" if scratch else method, epochs=float(epochs), max_steps=int(max_steps or -1),
         lr=learning_rate or None,  # 0 or empty: the method's default
         batch_size=int(batch_size), block_size=int(block_size), device=device, heldout=float(heldout),
@@ -184,28 +233,33 @@ def train_form(data: str, base_model: str, method: str, epochs: float, max_steps
     return settings, shape
 
 
-def staged(files, pasted: str) -> str:
-    return str(staged_inputs(WORK / "uploads", files or [], pasted or ""))
+def staged(owner: Owner, files, pasted: str) -> str:
+    """The owner's copy of the uploaded files and pasted text (made once per content)."""
+    return str(staged_inputs(shared.OWNERS.uploads(owner), files or [], pasted or ""))
 
 
 @yields_cpu
 @shows_errors
 def check_data(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
-               seed: int, lang: str = "ja") -> tuple[str, str]:
+               seed: int, lang: str = "ja", session: str | None = None, request: gr.Request = None,
+               profile: gr.OAuthProfile | None = None) -> tuple[str, str]:
     """Read the text as training will: a summary and the first packed blocks."""
-    counting = EMBEDDED_MODEL if base_model == SCRATCH else (base_model or EMBEDDED_MODEL)
-    settings = PrepareSettings(data=[staged(files, pasted)], model=counting,
+    owner = owner_of(session, request, profile)
+    counting = EMBEDDED_MODEL if base_model == SCRATCH else shared.OWNERS.model(owner, base_model or default_model())
+    settings = PrepareSettings(data=[staged(owner, files, pasted)], model=counting,
                                block_size=int(block_size) or default_block_size(resolve_device("auto"), 1024),
                                heldout=float(heldout), seed=int(seed))
     report = prepare(settings, tokenizer=MODELS.tokenizer(counting)[0])
     return view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang)
 
 
-def check_data_if_given(files, pasted, *settings):
+def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
+                        seed: int, lang: str = "ja", session: str | None = None, request: gr.Request = None,
+                        profile: gr.OAuthProfile | None = None):
     """The data check again after a setting it depends on changed (nothing until text is given)."""
     if not files and not (pasted or "").strip():
         return gr.skip(), gr.skip()
-    return check_data(files, pasted, *settings)
+    return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, request, profile)
 
 
 def cli_command(files: list[str] | None = None, pasted: str = "", base_model: str = EMBEDDED_MODEL,
@@ -214,19 +268,17 @@ def cli_command(files: list[str] | None = None, pasted: str = "", base_model: st
                 seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                 lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
                 width: int = 256, heads: int = 4) -> str:
-    """The `python -m finetune` command for the form as it stands (same parameters as start_training)."""
+    """The `python -m finetune` command for the form as it stands (same parameters as start_training),
+    as the visitor would run it on their own machine: their text in my-data/, no server paths."""
+    given = "my-data/" if files or (pasted or "").strip() else ""   # no text yet: a placeholder
     try:
-        data = staged(files, pasted)
-    except FinetuneError:
-        data = ""  # no text yet: the command shows a placeholder
-    try:
-        settings, shape = train_form(data, base_model, method, epochs, max_steps, learning_rate, batch_size,
+        settings, shape = train_form(given, base_model, method, epochs, max_steps, learning_rate, batch_size,
                                      block_size, device, heldout, seed, warmup_steps, precision, lora_r,
                                      lora_alpha, lora_dropout, vocab_size, layers, width, heads)
     except ValueError as err:
         return f"# {err}"
-    settings.out = str(JOB.runs_dir / "NEW-RUN")  # the real folder is named when the run starts
-    return command_line(settings, shape)
+    settings.out = "NEW-RUN"  # the real folder is named when the run starts
+    return portable_command(settings, shape)
 
 
 @shows_errors
@@ -235,44 +287,69 @@ def start_training(files: list[str] | None = None, pasted: str = "", base_model:
                    batch_size: int = 0, block_size: int = 0, device: str = "auto", heldout: float = 0.1,
                    seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                    lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
-                   width: int = 256, heads: int = 4) -> dict:
-    """Start the app's one training job in the background; its status."""
-    settings, shape = train_form(staged(files, pasted), base_model, method, epochs, max_steps, learning_rate,
-                                 batch_size, block_size, device, heldout, seed, warmup_steps, precision,
+                   width: int = 256, heads: int = 4, session: str | None = None, request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None) -> dict:
+    """Start training now, or join the line when another run trains; the caller's job status."""
+    owner = owner_of(session, request, profile)
+    if base_model != SCRATCH:
+        base_model = shared.OWNERS.model(owner, base_model or default_model())
+        shared.POLICY.check_weights(base_model)   # refused now, not after a wait in the line
+    shared.sweep_now()                             # room for the new files, if the disk is full
+    data = staged(owner, files, pasted)
+    settings, shape = train_form(data, base_model, method, epochs, max_steps, learning_rate, batch_size,
+                                 block_size, device, heldout, seed, warmup_steps, precision,
                                  lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads)
-    return JOB.start(settings, shape).to_dict()
-
-
-def training_status() -> dict:
-    """The current (or last) job: state, steps, losses, log, metrics."""
-    return JOB.status().to_dict()
-
-
-def cancel_training() -> dict:
-    """Stop the job after its current step; it saves what it has learned so far."""
-    return JOB.cancel().to_dict()
-
-
-def interrupted_view(lang: str):
-    """The box of runs that an app restart (or a crash) interrupted: shown only when there are any."""
-    choices = view.interrupted_choices(JOB.interrupted(), lang)
-    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=choices[0][1] if choices else None)
-
-
-def page_interrupted(request: gr.Request):
-    return interrupted_view(page_language(request))
+    ticket = Ticket(owner.folders[0], settings, shape, runs_dir=shared.OWNERS.runs_dirs(owner)[0], data=(Path(data),))
+    return shared.QUEUE.submit(ticket).to_dict()
 
 
 @shows_errors
-def resume_training(run: str = "") -> dict:
-    """Continue an interrupted run from its last checkpoint with its own settings (the newest one
-    when `run` is empty); its status, as /start_training gives."""
-    return JOB.resume(run or "").to_dict()
+def training_status(session: str | None = None, request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None) -> dict:
+    """The caller's job (training, waiting in line, or the last one): state, steps, losses, log, metrics."""
+    return shared.QUEUE.status(owner_of(session, request, profile).folders).to_dict()
+
+
+@shows_errors
+def cancel_training(session: str | None = None, request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None) -> dict:
+    """Stop the caller's run after its current step (it saves what it has learned so far), or take
+    their waiting job out of the line. Nobody else's job is touched."""
+    return shared.QUEUE.cancel(owner_of(session, request, profile).folders).to_dict()
+
+
+def interrupted_view(lang: str, session: str | None = None, request: gr.Request = None,
+                     profile: gr.OAuthProfile | None = None):
+    """The box of the caller's runs that an app restart (or a crash) interrupted: shown only when there are any."""
+    owner = owner_of(session, request, profile)
+    choices = view.interrupted_choices(shared.JOB.interrupted(shared.OWNERS.runs_dirs(owner)), lang)
+    return gr.update(visible=bool(choices)), gr.update(choices=choices, value=choices[0][1] if choices else None)
+
+
+def page_interrupted(session: str | None, request: gr.Request, profile: gr.OAuthProfile | None = None):
+    return interrupted_view(page_language(request), session, request, profile)
+
+
+@shows_errors
+def resume_training(run: str = "", session: str | None = None, request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None) -> dict:
+    """Continue one of the caller's interrupted runs from its last checkpoint with its own settings
+    (the newest one when `run` is empty); its status, as /start_training gives."""
+    from finetune.train import settings_from_run
+    owner = owner_of(session, request, profile)
+    runs_dirs = shared.OWNERS.runs_dirs(owner)
+    if run and not owner.local:
+        run = str(shared.OWNERS.run(owner, run))
+    interrupted = shared.JOB.resumable_run(run or "", runs_dirs)
+    settings = settings_from_run(interrupted.folder)
+    settings.out = str(interrupted.folder)
+    ticket = Ticket(owner.folders[0], settings, None, data=tuple(Path(d) for d in settings.data))
+    return shared.QUEUE.submit(ticket).to_dict()
 
 
 def show_status(status: dict, lang: str, shown: str, run: str):
     """Progress bar, loss plot, log and result; skipped when nothing changed since the last poll."""
-    key = f"{status.get('out')}:{status.get('state')}:{status.get('events')}"
+    key = f"{status.get('out')}:{status.get('state')}:{status.get('events')}:{status.get('position')}"
     if key == shown:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), shown, gr.skip()
     finished = status.get("out") if status.get("state") in ("done", "stopped") else run
@@ -301,11 +378,11 @@ def model_prompt(text: str, mode: str) -> str:
     return prompt_for(text) if mode == "qa" else text
 
 
-def streamed_reply(model: str, prompt: str, mode: str, settings: GenerationSettings):
-    """The reply so far, growing piece by piece."""
+def streamed_reply(owner: Owner, model: str, prompt: str, mode: str, settings: GenerationSettings):
+    """The reply so far, growing piece by piece. Every generation of the studio goes through here."""
     if not model:
         raise FinetuneError("no model chosen")
-    loaded, tokenizer = MODELS.model(model)
+    loaded, tokenizer = MODELS.model(shared.OWNERS.model(owner, model))
     reply = ""
     for piece in stream(loaded, tokenizer, model_prompt(prompt, mode), settings):
         reply += piece
@@ -322,12 +399,14 @@ def with_turn(history: list | None, prompt: str, reply: str) -> list:
 @shows_errors
 def generate(prompt: str, model: str = EMBEDDED_MODEL, mode: str = "complete", max_new_tokens: int = 60,
              temperature: float = 0.8, top_p: float = 0.95, top_k: int = 50, repetition_penalty: float = 1.1,
-             seed: int = 0, history: list | None = None):
+             seed: int = 0, history: list | None = None, session: str | None = None, request: gr.Request = None,
+             profile: gr.OAuthProfile | None = None):
     """Continue `prompt` (or answer it, mode "qa") with one model, streamed into the chat."""
     if not (prompt or "").strip():
         raise ValueError("the prompt is empty")
+    owner = owner_of(session, request, profile)
     settings = sampling(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-    for reply in streamed_reply(model, prompt, mode, settings):
+    for reply in streamed_reply(owner, model, prompt, mode, settings):
         yield with_turn(history, prompt, reply)
 
 
@@ -336,34 +415,45 @@ def generate(prompt: str, model: str = EMBEDDED_MODEL, mode: str = "complete", m
 def compare(prompt: str, base_model: str = EMBEDDED_MODEL, tuned_model: str = "", mode: str = "complete",
             max_new_tokens: int = 60, temperature: float = 0.8, top_p: float = 0.95, top_k: int = 50,
             repetition_penalty: float = 1.1, seed: int = 0, base_history: list | None = None,
-            tuned_history: list | None = None):
+            tuned_history: list | None = None, session: str | None = None, request: gr.Request = None,
+            profile: gr.OAuthProfile | None = None):
     """The same prompt and seed through the base and the fine-tuned model, side by side."""
     if not (prompt or "").strip():
         raise ValueError("the prompt is empty")
     if not tuned_model:
         raise FinetuneError("no fine-tuned model yet: train one in the 学習 tab or choose a folder")
+    owner = owner_of(session, request, profile)
     settings = sampling(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
+    shared.OWNERS.model(owner, tuned_model)   # refused before the base side starts talking
     base_reply = ""
-    for base_reply in streamed_reply(base_model, prompt, mode, settings):
+    for base_reply in streamed_reply(owner, base_model, prompt, mode, settings):
         yield with_turn(base_history, prompt, base_reply), with_turn(tuned_history, prompt, "…")
-    for tuned_reply in streamed_reply(tuned_model, prompt, mode, settings):
+    for tuned_reply in streamed_reply(owner, tuned_model, prompt, mode, settings):
         yield with_turn(base_history, prompt, base_reply), with_turn(tuned_history, prompt, tuned_reply)
 
 
-def generate_single(side_by_side: bool, *args):
+def generate_single(side_by_side: bool, prompt: str, model: str, mode: str, max_new_tokens: int,
+                    temperature: float, top_p: float, top_k: int, repetition_penalty: float, seed: int,
+                    history: list | None, session: str | None = None, request: gr.Request = None,
+                    profile: gr.OAuthProfile | None = None):
     """Enter in the prompt box: a single generation unless side-by-side mode is on."""
     if side_by_side:
         yield gr.skip()
         return
-    yield from generate(*args)
+    yield from generate(prompt, model, mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed,
+                        history, session, request, profile)
 
 
-def compare_pair(side_by_side: bool, *args):
+def compare_pair(side_by_side: bool, prompt: str, base_model: str, tuned_model: str, mode: str,
+                 max_new_tokens: int, temperature: float, top_p: float, top_k: int, repetition_penalty: float,
+                 seed: int, base_history: list | None, tuned_history: list | None, session: str | None = None,
+                 request: gr.Request = None, profile: gr.OAuthProfile | None = None):
     """Enter in the prompt box: a side-by-side generation when that mode is on."""
     if not side_by_side:
         yield gr.skip(), gr.skip()
         return
-    yield from compare(*args)
+    yield from compare(prompt, base_model, tuned_model, mode, max_new_tokens, temperature, top_p, top_k,
+                       repetition_penalty, seed, base_history, tuned_history, session, request, profile)
 
 
 def chat_layout(side_by_side: bool):
@@ -375,34 +465,77 @@ def chat_layout(side_by_side: bool):
 # ---------------------------------------------------------------------------------------------
 # Callbacks: 4. share
 
-@yields_cpu
-@shows_errors
-def make_zip(run: str, merge: bool = False) -> str:
-    """The chosen run folder as a zip that loads without this tool."""
+def share_runs(lang: str, session: str | None = None, request: gr.Request = None,
+               profile: gr.OAuthProfile | None = None):
+    """The share tab's run list, fresh."""
+    return gr.update(choices=view.run_choices(owned_runs(owner_of(session, request, profile)), lang))
+
+
+def own_run(owner: Owner, run: str) -> Path:
+    """The caller's run folder `run` (NoSuchRun when it is not theirs); for the local user any
+    folder the model policy allows, as before."""
     if not run:
         raise FinetuneError("no trained model yet: train one in the 学習 tab first")
-    POLICY.check(run)
-    return str(export_zip(run, export_path(WORK / "exports", run), merge=bool(merge)))
+    if owner.local:
+        shared.POLICY.check(run)
+        return Path(run)
+    return shared.OWNERS.run(owner, run)
 
 
-def share_runs(lang: str):
-    """The share tab's run list, fresh."""
-    return gr.update(choices=view.run_choices(finished_runs(JOB.runs_dir), lang))
+@yields_cpu
+@shows_errors
+def make_zip(run: str, merge: bool = False, session: str | None = None, request: gr.Request = None,
+             profile: gr.OAuthProfile | None = None) -> str:
+    """The chosen run folder as a zip that loads without this tool."""
+    owner = owner_of(session, request, profile)
+    folder = own_run(owner, run)
+    return str(export_zip(folder, export_path(shared.OWNERS.exports(owner), folder), merge=bool(merge)))
 
 
 def hub_note(lang: str) -> str:
     return view.hub_note(hub_reachable(), lang)
 
 
+def chosen_token(token: str, oauth_token: gr.OAuthToken | None) -> tuple[str | None, str]:
+    """(token, where it comes from) for a push. On a Space: the token typed in, else the signed-in
+    visitor's; never the server's own. Off a Space: the token typed in, else the machine's
+    (HF_TOKEN, `hf auth login`); the login button is a stand-in there and its token no real one."""
+    private = shared.OWNERS.private
+    signed_in = oauth_token.token if (oauth_token is not None and private) else None
+    return push_token(token, signed_in, local=not private)
+
+
+def token_note(token: str = "", lang: str = "ja", oauth_token: gr.OAuthToken | None = None,
+               profile: gr.OAuthProfile | None = None) -> str:
+    """Which token a push will use, in words (never the token itself)."""
+    _, source = chosen_token(token, oauth_token)
+    user = profile.username if profile is not None else ""
+    return view.token_note(source, lang, user=user, space=shared.OWNERS.private)
+
+
 @yields_cpu
 @shows_errors
-def push_to_hub(run: str, repo: str, private: bool = False, token: str = "",
-                oauth_token: gr.OAuthToken | None = None) -> str:
-    """Upload the chosen run to the Hub; the repo's URL. Uses the login button's token on a Space,
-    else the token typed in, else HF_TOKEN."""
-    if not run:
-        raise FinetuneError("no trained model yet: train one in the 学習 tab first")
-    POLICY.check(run)
-    given = oauth_token.token if oauth_token is not None else (token or None)
-    url = push(PushSettings(model_dir=run, repo=repo or "", private=bool(private)), token=given)
+def push_to_hub(run: str, repo: str, private: bool = False, token: str = "", session: str | None = None,
+                request: gr.Request = None, oauth_token: gr.OAuthToken | None = None,
+                profile: gr.OAuthProfile | None = None) -> str:
+    """Upload the chosen run to the Hub; the repo's URL. The token: see `chosen_token`."""
+    owner = owner_of(session, request, profile)
+    folder = own_run(owner, run)
+    given, _ = chosen_token(token, oauth_token)
+    url = push(PushSettings(model_dir=str(folder), repo=repo or "", private=bool(private)), token=given,
+               local=not shared.OWNERS.private)
     return view.pushed_markdown(url)
+
+
+@shows_errors
+def delete_run(run: str, lang: str = "ja", session: str | None = None, request: gr.Request = None,
+               profile: gr.OAuthProfile | None = None):
+    """Delete one of the caller's runs (and its zip) for good; not while it trains or waits."""
+    owner = owner_of(session, request, profile)
+    folder = own_run(owner, run)
+    if any(folder.resolve() == path.resolve() for path in shared.QUEUE.in_use()):
+        raise FinetuneError(f"{folder.name} is training or waiting to train: cancel it first")
+    shutil.rmtree(folder)
+    export_path(shared.OWNERS.exports(owner), folder).unlink(missing_ok=True)
+    return gr.update(choices=view.run_choices(owned_runs(owner), lang), value=None), \
+        say(lang, "deleted", name=folder.name)

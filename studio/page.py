@@ -11,13 +11,14 @@ import gradio as gr
 from finetune.devices import describe_devices
 from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
-from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL
+from finetune.models import DEFAULT_BASE
 from finetune.scratch import ModelShape
 from finetune.train import TrainSettings
 
 from studio import view
-from studio import callbacks as cb
-from studio.shared import EXAMPLE_SENTENCE, ON_SPACE, POLL_SECONDS, WORK, hub_token_present
+from studio import callbacks as cb, shared
+from studio.owners import LOCAL, NOBODY
+from studio.shared import EXAMPLE_SENTENCE, ON_SPACE, POLL_SECONDS, WORK, default_model
 from studio.text import CSS, I18N, ON_LOAD_JS, say
 
 T = I18N  # T("key"): a label translated in the browser (Japanese unless ?lang=en)
@@ -25,7 +26,14 @@ T = I18N  # T("key"): a label translated in the browser (Japanese unless ?lang=e
 
 def build() -> gr.Blocks:
     """The whole page, wired."""
+    # The page starts with the runs everyone may see: the local user's; on a Space, none (each
+    # visitor's own arrive with page_setup, once their session is known).
+    everyone = NOBODY if shared.OWNERS.private else LOCAL
     with gr.Blocks(title=say("ja", "app_title")) as demo:
+        # The browser's session key (made on its first visit), kept in its localStorage: a reload, or
+        # a restart of the app, keeps the visitor's runs. Given to every callback that needs an owner.
+        session = gr.BrowserState("", storage_key="finetune-studio-session",
+                                  secret=shared.browser_secret() if shared.OWNERS.private else None)
         lang = gr.State("ja")
         last_run = gr.State("")         # the newest finished run this page has seen
         shown_status = gr.State("")     # what the status panel shows, to skip unchanged polls
@@ -33,6 +41,7 @@ def build() -> gr.Blocks:
         with gr.Row(elem_classes="app-header"):
             gr.Markdown(T("app_heading"))
             language = gr.Markdown(view.language_links("ja"), elem_classes="lang-links")
+        owner_note = gr.Markdown(elem_id="owner-note")
 
         with gr.Tab(T("tab_tokens"), id="tokens") as tokens_tab:
             gr.Markdown(T("tokens_intro"))
@@ -40,10 +49,10 @@ def build() -> gr.Blocks:
                 with gr.Column(scale=3):
                     sentence = gr.Textbox(EXAMPLE_SENTENCE, label=T("sentence"), lines=3, elem_id="sentence")
                 with gr.Column(scale=2):
-                    tok_model = gr.Dropdown(cb.model_choices("ja"), value=EMBEDDED_MODEL, label=T("tokenizer"),
+                    tok_model = gr.Dropdown(cb.model_choices("ja", everyone), value=default_model(), label=T("tokenizer"),
                                             info=T("tokenizer_info"), allow_custom_value=True, elem_id="tok-model")
                     compare_on = gr.Checkbox(False, label=T("compare_tokenizers"), elem_id="compare-on")
-                    tok_model_b = gr.Dropdown(cb.model_choices("ja"), value=DEFAULT_BASE, label=T("tokenizer_b"),
+                    tok_model_b = gr.Dropdown(cb.model_choices("ja", everyone), value=DEFAULT_BASE, label=T("tokenizer_b"),
                                               allow_custom_value=True, visible=False, elem_id="tok-model-b")
             with gr.Row():
                 tokens_a = gr.HTML(elem_id="tokens-a")
@@ -65,7 +74,7 @@ def build() -> gr.Blocks:
                         blocks = gr.Markdown(elem_id="block-preview")
                 with gr.Column(scale=1):
                     gr.Markdown(T("settings_heading"))
-                    base_model = gr.Dropdown(cb.base_choices("ja"), value=EMBEDDED_MODEL, label=T("base_model"),
+                    base_model = gr.Dropdown(cb.base_choices("ja", everyone), value=default_model(), label=T("base_model"),
                                              info=T("base_model_info"), allow_custom_value=True, elem_id="base-model")
                     method = gr.Radio([(T("method_full"), "full"), ("LoRA", "lora")], value="full",
                                       label=T("method"), elem_id="method")
@@ -134,11 +143,11 @@ def build() -> gr.Blocks:
                 side_by_side = gr.Checkbox(False, label=T("side_by_side"), info=T("side_by_side_info"), scale=1,
                                            elem_id="side-by-side")
             with gr.Row():
-                play_model = gr.Dropdown(cb.model_choices("ja"), value=EMBEDDED_MODEL, label=T("model"),
+                play_model = gr.Dropdown(cb.model_choices("ja", everyone), value=default_model(), label=T("model"),
                                          allow_custom_value=True, elem_id="play-model")
-                compare_base = gr.Dropdown(cb.model_choices("ja"), value=EMBEDDED_MODEL, label=T("base_side"),
+                compare_base = gr.Dropdown(cb.model_choices("ja", everyone), value=default_model(), label=T("base_side"),
                                            allow_custom_value=True, visible=False, elem_id="compare-base")
-                compare_tuned = gr.Dropdown(cb.model_choices("ja"), value=None, label=T("tuned_side"),
+                compare_tuned = gr.Dropdown(cb.model_choices("ja", everyone), value=None, label=T("tuned_side"),
                                             allow_custom_value=True, visible=False, elem_id="compare-tuned")
             chat = gr.Chatbot(label=T("chat"), height=360, elem_id="chat")
             with gr.Row(visible=False) as pair_chats:
@@ -168,7 +177,9 @@ def build() -> gr.Blocks:
                     gen_seed = gr.Number(GenerationSettings.seed, label=T("seed"), precision=0, info=T("gen_seed_info"))
 
         with gr.Tab(T("tab_share"), id="share") as share_tab:
-            share_run = gr.Dropdown([], label=T("trained_model"), elem_id="share-run")
+            # Any value reaches the share callbacks (an API caller names a run by its folder); each one
+            # accepts only the caller's own runs.
+            share_run = gr.Dropdown([], label=T("trained_model"), allow_custom_value=True, elem_id="share-run")
             with gr.Row():
                 with gr.Column():
                     gr.Markdown(T("zip_heading"))
@@ -180,34 +191,44 @@ def build() -> gr.Blocks:
                     hub_state = gr.Markdown(elem_id="hub-state")
                     repo = gr.Textbox(label=T("repo"), placeholder="my-japanese-gpt", elem_id="repo")
                     private = gr.Checkbox(True, label=T("private"))
-                    if ON_SPACE or hub_token_present():
-                        gr.LoginButton()  # a LoginButton without any token makes launch fail (docs: NOTES.md)
-                    token = gr.Textbox(label=T("token"), type="password", info=T("token_info"),
-                                       visible=not ON_SPACE, elem_id="token")
+                    if ON_SPACE:
+                        # Only on a Space: off one, Gradio's stand-in login needs a token (launch fails
+                        # without one, NOTES.md) and gives no real token to push with.
+                        gr.LoginButton(elem_id="login")
+                    token = gr.Textbox(label=T("token"), type="password", info=T("token_info"), elem_id="token")
+                    token_used = gr.Markdown(elem_id="push-token")
                     push_button = gr.Button(T("push"), elem_id="push")
                     pushed = gr.Markdown(elem_id="pushed")
+            with gr.Row():
+                delete_button = gr.Button(T("delete_run"), variant="secondary", size="sm", elem_id="delete-run")
+                delete_confirm = gr.Button(T("delete_confirm"), variant="stop", size="sm", visible=False,
+                                           elem_id="delete-confirm")
+                deleted = gr.Markdown(elem_id="deleted")
 
         # -----------------------------------------------------------------------------------------
         # Wiring
 
-        demo.load(cb.page_setup, None, [lang, tok_model, tok_model_b, base_model, mode, play_model, compare_base,
-                                     compare_tuned, share_run, language, tokens_tab, train_tab, play_tab, share_tab],
-                  api_visibility="private")
+        gr.api(cb.new_session, api_name="new_session")
+        page_ready = demo.load(cb.page_session, session, session, api_visibility="private").then(
+            cb.page_setup, session, [lang, tok_model, tok_model_b, base_model, mode, play_model, compare_base,
+                                     compare_tuned, share_run, language, owner_note, tokens_tab, train_tab, play_tab,
+                                     share_tab], api_visibility="private")
 
-        gr.on([sentence.change, tok_model.change, demo.load], cb.tokenize, [sentence, tok_model], details_a,
+        gr.on([sentence.change, tok_model.change, demo.load], cb.tokenize, [sentence, tok_model, session], details_a,
               api_name="tokenize", show_progress="hidden", trigger_mode="always_last")
-        gr.on([sentence.change, tok_model_b.change, compare_on.change], cb.tokenize_b, [sentence, tok_model_b, compare_on],
+        gr.on([sentence.change, tok_model_b.change, compare_on.change], cb.tokenize_b, [sentence, tok_model_b, compare_on, session],
               details_b, api_name="tokenize_b", show_progress="hidden", trigger_mode="always_last")
         compare_on.change(lambda on: (gr.update(visible=on), gr.update(visible=on)), compare_on,
                           [tok_model_b, tokens_b], api_visibility="private")
         gr.on([details_a.change, details_b.change, lang.change], cb.show_tokens, [details_a, details_b, lang], [tokens_a, tokens_b],
               api_visibility="private", show_progress="hidden")
-        tokens_tab.select(cb.refresh_tokenizers, [lang, tok_model, tok_model_b, base_model], [tok_model, tok_model_b],
+        tokens_tab.select(cb.refresh_tokenizers, [lang, tok_model, tok_model_b, base_model, session],
+                          [tok_model, tok_model_b],
                           api_visibility="private")
 
         form = [base_model, method, epochs, max_steps, learning_rate, batch_size, block_size, device, heldout, seed,
                 warmup_steps, precision, lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads]
-        check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang]
+        check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session]
         check_button.click(cb.check_data, check_inputs, [summary, blocks], api_name="prepare_data")
         gr.on([files.upload, base_model.change, block_size.change, heldout.change], cb.check_data_if_given, check_inputs,
               [summary, blocks], api_visibility="private", trigger_mode="always_last")
@@ -215,25 +236,26 @@ def build() -> gr.Blocks:
               api_name="cli_command", show_progress="hidden", trigger_mode="always_last")
         gr.on([base_model.change, method.change], cb.method_fields, [base_model, method],
               [lora_group, scratch_group, method], api_visibility="private")
-        start_button.click(cb.start_training, [files, pasted, *form], job_status, api_name="start_training")
-        cancel_button.click(cb.cancel_training, None, job_status, api_name="cancel_training")
-        demo.load(cb.page_interrupted, None, [interrupted_box, interrupted_run], api_visibility="private")
-        resume_button.click(cb.resume_training, interrupted_run, job_status, api_name="resume_training").then(
-            cb.interrupted_view, lang, [interrupted_box, interrupted_run], api_visibility="private")
-        timer.tick(cb.training_status, None, job_status, api_name="training_status", show_progress="hidden",
+        start_button.click(cb.start_training, [files, pasted, *form, session], job_status, api_name="start_training")
+        cancel_button.click(cb.cancel_training, session, job_status, api_name="cancel_training")
+        page_ready.then(cb.page_interrupted, session, [interrupted_box, interrupted_run], api_visibility="private")
+        resume_button.click(cb.resume_training, [interrupted_run, session], job_status,
+                            api_name="resume_training").then(
+            cb.interrupted_view, [lang, session], [interrupted_box, interrupted_run], api_visibility="private")
+        timer.tick(cb.training_status, session, job_status, api_name="training_status", show_progress="hidden",
                    trigger_mode="once")
         job_status.change(cb.show_status, [job_status, lang, shown_status, last_run],
                           [progress, loss_plot, log_lines, result, shown_status, last_run],
                           api_visibility="private", show_progress="hidden")
-        last_run.change(cb.adopt_run, [last_run, lang], [play_model, compare_base, compare_tuned, share_run, tok_model],
+        last_run.change(cb.adopt_run, [last_run, lang, session], [play_model, compare_base, compare_tuned, share_run, tok_model],
                         api_visibility="private")
 
         sampling_inputs = [mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, gen_seed]
-        single_inputs = [prompt, play_model, *sampling_inputs, chat]
-        pair_inputs = [prompt, compare_base, compare_tuned, *sampling_inputs, chat_base, chat_tuned]
+        single_inputs = [prompt, play_model, *sampling_inputs, chat, session]
+        pair_inputs = [prompt, compare_base, compare_tuned, *sampling_inputs, chat_base, chat_tuned, session]
         side_by_side.change(cb.chat_layout, side_by_side, [play_model, compare_base, compare_tuned, chat, pair_chats,
                                                         send_button, compare_button], api_visibility="private")
-        play_tab.select(cb.refresh_models, [lang, play_model, compare_base, compare_tuned],
+        play_tab.select(cb.refresh_models, [lang, play_model, compare_base, compare_tuned, session],
                         [play_model, compare_base, compare_tuned], api_visibility="private")
         generating = [
             send_button.click(cb.generate, single_inputs, chat, api_name="generate"),
@@ -246,21 +268,56 @@ def build() -> gr.Blocks:
         clear_button.click(lambda: ([], [], []), None, [chat, chat_base, chat_tuned], api_visibility="private")
 
         share_tab.select(cb.hub_note, lang, hub_state, api_name="hub_status")
-        share_tab.select(cb.share_runs, lang, share_run, api_visibility="private")
-        zip_button.click(cb.make_zip, [share_run, merge], zip_file, api_name="export_zip")
-        push_button.click(cb.push_to_hub, [share_run, repo, private, token], pushed, api_name="push_to_hub")
+        share_tab.select(cb.share_runs, [lang, session], share_run, api_visibility="private")
+        gr.on([share_tab.select, token.change], cb.token_note, [token, lang], token_used, api_visibility="private",
+              show_progress="hidden")
+        zip_button.click(cb.make_zip, [share_run, merge, session], zip_file, api_name="export_zip")
+        push_button.click(cb.push_to_hub, [share_run, repo, private, token, session], pushed, api_name="push_to_hub")
+        delete_button.click(lambda: gr.update(visible=True), None, delete_confirm, api_visibility="private")
+        delete_confirm.click(cb.delete_run, [share_run, lang, session], [share_run, deleted],
+                             api_name="delete_run").then(lambda: gr.update(visible=False), None, delete_confirm,
+                                                         api_visibility="private")
 
     return demo
 
 
 def launch_options() -> dict:
     """launch() arguments for the studio: port from $PORT (or GRADIO_SERVER_PORT, read by gradio)."""
-    options = dict(i18n=I18N, css=CSS, js=ON_LOAD_JS, allowed_paths=[str(WORK.resolve())],
+    # Only exported zips may be handed out (Gradio copies them to its cache, under a hashed name);
+    # runs and uploads never leave through Gradio's file route, whatever path someone asks for.
+    options = dict(i18n=I18N, css=CSS, js=ON_LOAD_JS, allowed_paths=[str((WORK / "exports").resolve())],
+                   blocked_paths=[str((WORK / "runs").resolve()), str((WORK / "uploads").resolve())],
                    max_file_size="200mb",  # uploads beyond this are refused by gradio before they reach us
                    theme=gr.themes.Soft(font=["Noto Sans CJK JP", "Noto Sans JP", "sans-serif"]))
     if os.environ.get("PORT"):
         options["server_port"] = int(os.environ["PORT"])
-    if ON_SPACE or os.environ.get("STUDIO_PUBLIC"):
+    if (ON_SPACE or os.environ.get("STUDIO_PUBLIC")) and not os.environ.get("GRADIO_SERVER_NAME"):
         options["server_name"] = "0.0.0.0"  # reachable from outside the container
     return options
 
+
+
+# Gradio 6.31's queue looks for new events every 1 ms and for progress every 10 ms while idle
+# (Linux), which kept 5% of a core busy with no visitor at all. 50 ms and 250 ms are below what a
+# person notices; an idle studio then uses well under 1% of a core (measured: scripts/load_test.py --idle).
+QUEUE_POLL_SECONDS = 0.05
+PROGRESS_POLL_SECONDS = 0.25
+
+
+def quiet_when_idle(demo: gr.Blocks) -> gr.Blocks:
+    """`demo` with its queue polling less often when idle (call after demo.queue(), before launch)."""
+    demo._queue.sleep_when_free = QUEUE_POLL_SECONDS
+    demo._queue.progress_update_sleep_when_free = PROGRESS_POLL_SECONDS
+    return demo
+
+
+def serve(demo: gr.Blocks, **overrides) -> gr.Blocks:
+    """Queue, quiet and launch the studio; on a Space also start deleting expired files.
+    `overrides`: launch() arguments (a test's port, prevent_thread_lock …)."""
+    # Four requests of one kind at a time (tokenize is instant; generation shares one sampling lock);
+    # up to 64 wait in the queue, more are told to come back rather than piling up.
+    quiet_when_idle(demo.queue(default_concurrency_limit=4, max_size=64))
+    if shared.OWNERS.private:
+        shared.start_sweeper()
+    demo.launch(**(launch_options() | overrides))
+    return demo
