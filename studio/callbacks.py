@@ -532,7 +532,7 @@ def delete_run(run: str, lang: str = "ja", session: str | None = None, request: 
                profile: gr.OAuthProfile | None = None):
     """Delete one of the caller's runs (and its zip) for good; not while it trains or waits."""
     owner = owner_of(session, request, profile)
-    folder = own_run(owner, run)
+    folder = shared.OWNERS.run(owner, run)        # a run folder, even for the local user: nothing else
     if any(folder.resolve() == path.resolve() for path in shared.QUEUE.in_use()):
         raise FinetuneError(f"{folder.name} is training or waiting to train: cancel it first")
     shutil.rmtree(folder)

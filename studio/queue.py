@@ -37,6 +37,7 @@ class Ticket:
     runs_dir: Path | None = None      # where a new run folder is made (settings.out empty)
     data: tuple[Path, ...] = ()       # the staged inputs it reads (kept while it waits or trains)
     joined: float = field(default_factory=time.monotonic)
+    started: bool = False             # its run has been started on the job
 
     def status(self, position: int, wait: float | None) -> JobStatus:
         return JobStatus(state="queued", out=self.settings.out, model=self.settings.model,
@@ -65,7 +66,9 @@ class TrainingQueue:
     def submit(self, ticket: Ticket) -> JobStatus:
         """Start `ticket` now when nothing trains, else put it at the end of the line. JobBusy when
         its owner already has a job; LineFull when the line is full."""
+        self.job.busy()   # a run whose log has ended is let finish first: its process may be exiting
         with self.lock:
+            self.settle()
             if self.owner_job(ticket.owner) is not None:
                 raise JobBusy("a training run of yours is already in progress or waiting; "
                               "wait for it to finish or cancel it first")
@@ -82,6 +85,7 @@ class TrainingQueue:
         """Stop the owner's training run (it saves what it has learned) or take their job out of the
         line. Another owner's job is never touched."""
         with self.lock:
+            self.settle()
             running = self.running is not None and self.running.owner in owners
             self.waiting = [t for t in self.waiting if t.owner not in owners]
         if running:
@@ -91,6 +95,7 @@ class TrainingQueue:
     def status(self, owners) -> JobStatus:
         """The owner's job: training, waiting (with place and estimate), or their last one."""
         with self.lock:
+            self.settle()
             if self.running is not None and self.running.owner in owners:
                 running = True
             else:
@@ -115,6 +120,17 @@ class TrainingQueue:
             return len(self.waiting)
 
     # -- inside ----------------------------------------------------------------------------------
+    def settle(self):
+        """With the lock held: if the running ticket's run has ended and the queue's thread has not
+        caught up yet, catch up now. (Someone who waited for their run to end and starts again at
+        once must not be told that it is still running.)"""
+        ticket, thread = self.running, self.job.thread
+        if ticket is not None and ticket.started and thread is not None and not thread.is_alive():
+            self.remember(ticket.owner, self.job.status())
+            self.running = None
+            if self.launched is ticket:
+                self.launched = None
+
     def owner_job(self, owner: str) -> Ticket | None:
         tickets = ([self.running] if self.running else []) + self.waiting
         return next((t for t in tickets if t.owner == owner), None)
@@ -141,7 +157,7 @@ class TrainingQueue:
             self.launched = ticket        # before the start: a run may end before start() returns
             self.started_at = time.monotonic()
         try:
-            return self.job.start(ticket.settings, ticket.shape, runs_dir=ticket.runs_dir)
+            status = self.job.start(ticket.settings, ticket.shape, runs_dir=ticket.runs_dir)
         except (FinetuneError, ValueError, OSError) as err:
             with self.lock:
                 self.launched = self.running = None
@@ -150,6 +166,9 @@ class TrainingQueue:
             if isinstance(err, OSError):
                 raise FinetuneError(f"could not start training: {err}") from err
             raise
+        with self.lock:
+            ticket.started = True
+        return status
 
     def ended(self):
         """Called from the job's thread when a run has ended: wake the queue's thread."""
@@ -166,9 +185,9 @@ class TrainingQueue:
                 done, self.launched = self.launched, None
             if done is not None:
                 self.job.wait()                 # its thread is ending: the run has let go of its folder
-                self.remember(done.owner, self.job.status())
             with self.lock:
-                if done is not None and self.running is done:
+                if done is not None and self.running is done:   # (unless `settle` did this already)
+                    self.remember(done.owner, self.job.status())
                     self.running = None
                 if self.running is not None or not self.waiting:
                     continue

@@ -97,8 +97,3 @@ def browser_secret() -> str:
     """The key gr.BrowserState encrypts the page's session key with: fixed for this work folder,
     so a session key stored in a browser still reads after a restart."""
     return hmac.new(OWNERS.secret, b"browser-state", hashlib.sha256).hexdigest()[:32]
-
-
-def hub_token_present() -> bool:
-    from huggingface_hub import get_token
-    return bool(get_token())

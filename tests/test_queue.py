@@ -153,3 +153,19 @@ def test_in_use_names_the_folders_of_running_and_waiting_jobs(line, tmp_path):
     line.submit(waiting)
     assert set(line.in_use()) == {tmp_path / "runs" / "run-1", tmp_path / "uploads" / "x",
                                   tmp_path / "uploads" / "y"}
+
+
+def test_starting_again_right_after_the_end_is_not_busy(line):
+    """The owner waited for their run to end and starts again before the queue's own thread has
+    noticed the end (it is told later here): the start goes through, and their last run's end is kept."""
+    told = line.job.on_end
+    line.job.on_end = lambda: None                       # the queue's thread hears nothing yet
+    line.submit(ticket("a", "first"))
+    line.job.finish()
+    line.job.wait()
+    assert line.submit(ticket("a", "second")).state == "running"
+    assert [s.model for s in line.job.started] == ["first", "second"]
+    line.job.on_end = told
+    told()                                               # the late news changes nothing
+    threading.Event().wait(0.2)
+    assert line.status(("a",)).state == "running" and len(line.job.started) == 2

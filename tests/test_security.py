@@ -352,7 +352,7 @@ def test_on_a_space_an_anonymous_push_never_uses_the_servers_token(space, tiny_m
     message = refusal(lambda: studio.push_to_hub(run, "my-model", True, "", a))
     assert "サーバーのトークンは使いません" in message
     assert hub_online.state.requests == [] and hub_online.state.repos == {}    # nothing reached the Hub
-    assert "Sign in" in studio.token_note("", "en")
+    assert "sign in with Hugging Face" in studio.token_note("", "en")
     # Signed in: the visitor's OAuth token pushes, into the visitor's account.
     token = gr.OAuthToken(token="visitor-token", scope="write-repos", expires_at=2_000_000_000)
     profile = gr.OAuthProfile({"name": "V", "preferred_username": "visitor", "profile": "", "picture": ""})
