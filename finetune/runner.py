@@ -105,7 +105,7 @@ def event_line(e: dict) -> str | None:
     """One human-readable log line per event (the CLI prints the same facts)."""
     kind = e["event"]
     if kind in ("start", "resume"):
-        return (f"{kind}: {e['model']} ({e['method']}) on {e['device']}/{e['precision']}, "
+        return (f"{kind}: {portable_model(e['model'])} ({e['method']}) on {e['device']}/{e['precision']}, "
                 f"{e['train_tokens']} training tokens, {e['heldout_tokens']} held out, {e['max_steps']} steps")
     if kind == "step":
         return (f"step {e['step']}/{e['max_steps']}  loss {e['loss']:.4f}  "

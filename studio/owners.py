@@ -20,7 +20,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from finetune.models import EMBEDDED_MODEL, ModelPolicy
+from finetune.models import ModelPolicy
 from finetune.workspace import no_such_run, owner_folder, server_secret
 
 SESSION_KEY = re.compile(r"^[A-Za-z0-9_-]{32,128}$")  # what new_session_key makes: 256 random bits
@@ -124,8 +124,3 @@ class Owners:
         runs = os.path.realpath(self.work / "runs")
         real = os.path.realpath(os.path.expanduser(name))
         return real == runs or real.startswith(runs + os.sep)
-
-
-def embedded_or(name: str | None) -> str:
-    """`name`, or the embedded model when it is empty."""
-    return name or EMBEDDED_MODEL

@@ -29,7 +29,10 @@ def build() -> gr.Blocks:
     # The page starts with the runs everyone may see: the local user's; on a Space, none (each
     # visitor's own arrive with page_setup, once their session is known).
     everyone = NOBODY if shared.OWNERS.private else LOCAL
-    with gr.Blocks(title=say("ja", "app_title")) as demo:
+    # On a Space, Gradio's own copies of visitors' files (uploads as received, zips handed out) go
+    # after the same retention as the studio's anonymous files.
+    retention = (shared.SWEEP_SECONDS, int(shared.RETENTION_HOURS * 3600)) if shared.OWNERS.private else None
+    with gr.Blocks(title=say("ja", "app_title"), delete_cache=retention) as demo:
         # The browser's session key (made on its first visit), kept in its localStorage: a reload, or
         # a restart of the app, keeps the visitor's runs. Given to every callback that needs an owner.
         session = gr.BrowserState("", storage_key="finetune-studio-session",

@@ -106,7 +106,10 @@ def test_cli_command_reflects_the_form(embedded, unseen_text):
                 block_size=64, device="cpu", heldout=0.1, seed=42, warmup_steps=0, precision="auto", lora_r=4,
                 lora_alpha=16, lora_dropout=0.05, vocab_size=6000, layers=4, width=256, heads=4)
     command = studio.cli_command([str(unseen_text)], "", *form.values())
-    assert command.startswith("python -m finetune train --model ")
+    # As the visitor runs it in a checkout of this project: their text in my-data/, no server path.
+    assert command.startswith("python -m finetune train --model assets/tiny-japanese-gpt2 --method lora "
+                              "--data my-data/ --out runs/NEW-RUN ")
+    assert str(Path(embedded).parent.parent) not in command and str(shared.WORK) not in command
     for part in ("--method lora", "--max-steps 10", "--block-size 64", "--device cpu", "--lora-r 4"):
         assert part in command
     scratch = studio.cli_command([str(unseen_text)], "", *{**form, "base_model": shared.SCRATCH}.values())
@@ -143,6 +146,8 @@ def test_training_finishes_with_metrics_and_a_plot(finished_run):
     assert "step 10/10" in log and "検証パープレキシティ" in result and run == status["out"]
     assert studio.show_status(status, "ja", shown, run)[0] == gr.skip()  # unchanged since the last poll
     assert "python -m finetune train" in status["command"] and "--max-steps 10" in status["command"]
+    assert str(shared.WORK.resolve()) not in status["command"] and "/" + "assets" not in status["command"]
+    assert status["log"][0].startswith("start: assets/tiny-japanese-gpt2 (full)")  # no install path in the log
 
 
 def test_second_start_is_told_a_job_is_running(finished_run):
@@ -206,6 +211,14 @@ def test_scratch_and_lora_runs_train_and_generate(base, method, embedded, unseen
 
 def test_idle_status_renders():
     assert "まだ" in view.progress_html(JobStatus().to_dict(), "ja")
+
+
+def test_a_waiting_job_shows_its_place_and_wait():
+    waiting = JobStatus(state="queued", position=2, wait_seconds=200).to_dict()
+    shown = view.progress_html(waiting, "ja")
+    assert 'data-state="queued"' in shown and "2 番目（前に 1 件）" in shown and "約 3:20" in shown
+    assert "number 2 in line" in view.progress_html(waiting, "en")
+    assert "見積もれます" in view.progress_html({**waiting, "wait_seconds": None}, "ja")
 
 
 # ---------------------------------------------------------------------------------------------
