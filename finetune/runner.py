@@ -2,7 +2,8 @@
 
 A front end (the studio, a script) calls `start(settings)`, polls `status()` and may `cancel()`.
 The job does not belong to the request that started it: closing the page that started it leaves it
-running, and every page sees the same job. Nothing here imports gradio.
+running. Which visitor may see or stop it is the front end's business (studio/queue.py keeps a
+line of visitors' jobs and starts them here one after another). Nothing here imports gradio.
 
 While a job trains, its thread and its training process hold a lock on the run folder's
 .training.lock (flock, so the operating system lets go of it when they end, however they end). A run whose progress.jsonl
@@ -12,6 +13,7 @@ checkpoint with the settings it was started with.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -23,6 +25,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
+from typing import Callable
 
 try:
     import fcntl
@@ -30,7 +33,7 @@ except ImportError:  # Windows: a run is known to be alive only in the process t
     fcntl = None
 
 from .priority import ThreadLauncher
-from .models import ModelPolicy
+from .models import EMBEDDED_MODEL, ModelPolicy
 from .errors import FinetuneError
 from .lora import LoraSettings
 from .scratch import ModelShape
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 FINISHED = ("done", "stopped", "error")
 LOCK_FILE = ".training.lock"
 LOG_LINES = 200  # status() keeps the newest lines only: a long run must not grow every poll
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 
 
 class JobBusy(FinetuneError):
@@ -51,7 +55,7 @@ class JobBusy(FinetuneError):
 @dataclass
 class JobStatus:
     """What a UI shows about the current (or last) job, derived from its progress.jsonl."""
-    state: str = "idle"          # idle, running, stopping, done, stopped, error
+    state: str = "idle"          # idle, queued (waiting for its turn), running, stopping, done, stopped, error
     out: str = ""                # the run's output folder
     model: str = ""              # the base model ("scratch" for a new model)
     method: str = ""
@@ -67,6 +71,8 @@ class JobStatus:
     error: str = ""
     error_kind: str = ""         # the exception's class name, for a translated message
     events: int = 0              # lines read so far; a poller can skip redrawing when unchanged
+    position: int = 0            # queued: its place in the line (1 = next); 0 otherwise
+    wait_seconds: float | None = None  # queued: about how long until it starts (None: not known yet)
 
     @property
     def running(self) -> bool:
@@ -99,7 +105,7 @@ def event_line(e: dict) -> str | None:
     """One human-readable log line per event (the CLI prints the same facts)."""
     kind = e["event"]
     if kind in ("start", "resume"):
-        return (f"{kind}: {e['model']} ({e['method']}) on {e['device']}/{e['precision']}, "
+        return (f"{kind}: {portable_model(e['model'])} ({e['method']}) on {e['device']}/{e['precision']}, "
                 f"{e['train_tokens']} training tokens, {e['heldout_tokens']} held out, {e['max_steps']} steps")
     if kind == "step":
         return (f"step {e['step']}/{e['max_steps']}  loss {e['loss']:.4f}  "
@@ -175,6 +181,31 @@ def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> st
     return " ".join(shlex.quote(str(a)) for a in args)
 
 
+PORTABLE_DATA = "my-data/"   # where the shown command expects the visitor's own copy of their text
+
+
+def portable_model(name: str) -> str:
+    """A model as someone else can name it on their own machine: a Hub id as it is, the embedded
+    model by its place in a checkout of this project, any other folder by its name (a run's ZIP
+    unpacks to a folder of that name)."""
+    if not name or not (Path(name).is_dir() or name.startswith(("/", ".", "~")) or name.count("/") > 1):
+        return name
+    path = Path(name).expanduser().resolve()
+    if path == Path(EMBEDDED_MODEL).resolve():
+        return path.relative_to(PACKAGE_ROOT).as_posix()
+    return path.name
+
+
+def portable_command(settings: TrainSettings, shape: ModelShape | None = None) -> str:
+    """command_line without this machine's paths: the data as my-data/, models as `portable_model`
+    names them, the output as runs/<run name>. What a shared front end shows its visitors."""
+    shown = copy.deepcopy(settings)
+    shown.data = [PORTABLE_DATA] if settings.data else []
+    shown.model = portable_model(settings.model)
+    shown.out = f"runs/{Path(settings.out).name}" if settings.out else ""
+    return command_line(shown, shape)
+
+
 def run_folder_name() -> str:
     return time.strftime("run-%Y%m%d-%H%M%S")
 
@@ -192,9 +223,6 @@ class WorkerFailed(FinetuneError):
     """The training process ended without a reply (a crash, a kill)."""
 
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-
-
 def run_worker(settings: TrainSettings, shape: ModelShape | None, stop: threading.Event, lock) -> dict:
     """Train in a child process (finetune/worker.py) and wait for its reply. The child has its own
     interpreter lock, so the front end's requests cannot hold up its steps, and it inherits this
@@ -202,7 +230,8 @@ def run_worker(settings: TrainSettings, shape: ModelShape | None, stop: threadin
     lock, and the stop flag reaches it as the run's STOP file."""
     with tempfile.TemporaryDirectory(prefix="finetune-job-") as tmp:
         reply_file, output = Path(tmp) / "reply.json", Path(tmp) / "output.log"
-        spec = json.dumps({"settings": asdict(settings), "shape": asdict(shape) if shape else None})
+        spec = json.dumps({"settings": asdict(settings), "shape": asdict(shape) if shape else None,
+                           "parent": os.getpid()})
         path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
         with open(output, "w") as sink:
             child = subprocess.Popen([sys.executable, "-m", "finetune.worker", str(reply_file)], text=True,
@@ -308,11 +337,18 @@ def interrupted_runs(runs_dir: str | Path) -> list[InterruptedRun]:
 
 
 class TrainingJob:
-    """The one training job of this process. Every method is safe to call from any thread."""
+    """The one training job of this process. Every method is safe to call from any thread.
 
-    def __init__(self, runs_dir: str | Path, policy: ModelPolicy | None = None):
+    `describe(settings, shape)` gives the command shown for a run (the front end may hide its own
+    paths); `on_end()` is called from the job's thread once a run has ended, however it ended."""
+
+    def __init__(self, runs_dir: str | Path, policy: ModelPolicy | None = None,
+                 describe: Callable[[TrainSettings, ModelShape | None], str] = command_line,
+                 on_end: Callable[[], None] | None = None):
         self.runs_dir = Path(runs_dir)
         self.policy = policy                          # which base models this front end may load
+        self.describe = describe
+        self.on_end = on_end
         self.lock = threading.Lock()
         self.thread: threading.Thread | None = None
         # Training threads come from a thread made now, so they keep this priority even when the
@@ -324,9 +360,11 @@ class TrainingJob:
         self.failure: tuple[str, str] | None = None   # (message, kind) of an error raised before logging began
         self.result: dict | None = None               # the metrics of the last finished run
 
-    def start(self, settings: TrainSettings, shape: ModelShape | None = None) -> JobStatus:
+    def start(self, settings: TrainSettings, shape: ModelShape | None = None,
+              runs_dir: str | Path | None = None) -> JobStatus:
         """Start training in a child process, watched by a background thread: `scratch` when `shape`
-        is given, else fine-tuning `settings.model`. An empty `settings.out` gets a new folder under runs_dir."""
+        is given, else fine-tuning `settings.model`. An empty `settings.out` gets a new folder under
+        `runs_dir` (default: the job's runs_dir)."""
         if self.policy and shape is None:
             self.policy.check(settings.model)
             self.policy.check_weights(settings.model)
@@ -335,10 +373,10 @@ class TrainingJob:
                 raise JobBusy(f"a training run is already in progress ({self.out}); "
                               "wait for it to finish or cancel it first")
             if not settings.out:
-                settings.out = str(self.free_folder())
+                settings.out = str(self.free_folder(runs_dir))
             lock = lock_run(Path(settings.out))
             self.out = Path(settings.out)
-            self.command = command_line(settings, shape)
+            self.command = self.describe(settings, shape)
             self.stop = threading.Event()
             self.failure, self.result = None, None
             self.thread = self.launcher.start(self.run, (settings, shape, self.stop, lock), name="training")
@@ -354,9 +392,10 @@ class TrainingJob:
             self.thread.join(timeout=30)
         return self.thread.is_alive()
 
-    def free_folder(self) -> Path:
-        """A new run folder name; a second start within the same second gets a suffix."""
-        base = self.runs_dir / run_folder_name()
+    def free_folder(self, runs_dir: str | Path | None = None) -> Path:
+        """A new run folder in `runs_dir` (default: the job's); a second start within the same second
+        gets a suffix."""
+        base = Path(runs_dir or self.runs_dir) / run_folder_name()
         folder, n = base, 1
         while folder.exists():
             n += 1
@@ -376,17 +415,22 @@ class TrainingJob:
                 self.result = reply["metrics"]
         finally:
             lock.close()  # the run folder is free: a later app sees it as finished or interrupted
+            if self.on_end is not None:
+                self.on_end()
 
-    def interrupted(self) -> list[InterruptedRun]:
-        """The interrupted runs of runs_dir (never the one this job is training)."""
+    def interrupted(self, runs_dirs=None) -> list[InterruptedRun]:
+        """The interrupted runs of `runs_dirs` (default: the job's runs_dir), the most recently
+        active first; never the one this job is training."""
         with self.lock:
             current = self.out if self.thread is not None and self.thread.is_alive() else None
-        return [run for run in interrupted_runs(self.runs_dir) if current is None or run.folder != current]
+        runs = [run for folder in (runs_dirs or [self.runs_dir]) for run in interrupted_runs(folder)]
+        runs.sort(key=lambda run: (run.folder / PROGRESS_FILE).stat().st_mtime, reverse=True)
+        return [run for run in runs if current is None or run.folder != current]
 
-    def resumable_run(self, folder: str | Path = "") -> InterruptedRun:
-        """The resumable interrupted run `folder` of runs_dir (the newest one when empty); FinetuneError
-        saying why when there is none."""
-        runs = self.interrupted()
+    def resumable_run(self, folder: str | Path = "", runs_dirs=None) -> InterruptedRun:
+        """The resumable interrupted run `folder` of `runs_dirs` (default: the job's runs_dir; the
+        newest one when `folder` is empty); FinetuneError saying why when there is none."""
+        runs = self.interrupted(runs_dirs)
         if not folder:
             resumable = [run for run in runs if run.resumable]
             if not resumable:

@@ -337,7 +337,12 @@ def unreachable_error(endpoint: str) -> HubUnreachable:
         f"Hub（{endpoint}）に接続できません（ネットワークがない？）。{ZIP_HINT_JA}")
 
 
-def not_logged_in(rejected: bool) -> NotLoggedIn:
+def not_logged_in(rejected: bool, local: bool = True) -> NotLoggedIn:
+    if not rejected and not local:
+        return NotLoggedIn("no access token: sign in with Hugging Face or paste a write token (this app never "
+                           "pushes with its own server's token)",
+                           "アクセストークンがありません。「Sign in with Hugging Face」でログインするか、write 権限の"
+                           "トークンを入力してください（このアプリのサーバーのトークンは使いません）")
     if rejected:
         return NotLoggedIn("the Hub rejected the access token (invalid or expired); create a new one at "
                            "https://huggingface.co/settings/tokens",
@@ -418,14 +423,33 @@ def hub_errors(repo_id: str, endpoint: str):
         raise mapped from err
 
 
-def token_for(token: str | None) -> str:
-    """The token to use: the one given (the app's OAuth token, or the CLI's env var), else the
-    one huggingface_hub finds (HF_TOKEN, `hf auth login`)."""
-    from huggingface_hub import get_token
-    token = (token or "").strip() or get_token()
-    if not token:
-        raise not_logged_in(rejected=False)
-    return token
+TOKEN_SOURCES = ("typed", "signed-in", "local", "none")
+
+
+def push_token(typed: str | None = None, signed_in: str | None = None, local: bool = True) -> tuple[str | None, str]:
+    """(token, where it comes from) for a push: the token typed in (or passed), else the signed-in
+    visitor's, else, only when `local` (the machine's own user: the CLI, a studio off a Space), the
+    one huggingface_hub finds (HF_TOKEN, `hf auth login`). A studio serving strangers passes
+    local=False, so that its owner's token never pushes a visitor's model."""
+    typed, signed_in = (typed or "").strip(), (signed_in or "").strip()
+    if typed:
+        return typed, "typed"
+    if signed_in:
+        return signed_in, "signed-in"
+    if local:
+        from huggingface_hub import get_token
+        found = get_token()
+        if found:
+            return found, "local"
+    return None, "none"
+
+
+def token_for(token: str | None, local: bool = True) -> str:
+    """The token to use (see `push_token`); NotLoggedIn when there is none."""
+    chosen, _ = push_token(token, local=local)
+    if not chosen:
+        raise not_logged_in(rejected=False, local=local)
+    return chosen
 
 
 def whoami_namespaces(api) -> tuple[str, set[str], str | None]:
@@ -456,8 +480,9 @@ def hub_endpoint(settings: PushSettings) -> str:
     return (settings.endpoint or constants.ENDPOINT).rstrip("/")
 
 
-def push(settings: PushSettings, token: str | None = None) -> str:
-    """Push a training output folder to the Hub as a model repo; return the repo's URL.
+def push(settings: PushSettings, token: str | None = None, local: bool = True) -> str:
+    """Push a training output folder to the Hub as a model repo; return the repo's URL. `token`:
+    the one to use; when empty, and only when `local`, the machine's own (see `push_token`).
     Raises a ShareError subclass (with `message_ja`) for every problem the user can fix."""
     from huggingface_hub import HfApi, constants
     folder = model_folder(settings.model_dir, settings.base_model)
@@ -465,7 +490,7 @@ def push(settings: PushSettings, token: str | None = None) -> str:
     endpoint = hub_endpoint(settings)
     if constants.is_offline_mode():
         raise offline_error()
-    token = token_for(token)
+    token = token_for(token, local=local)
     api = HfApi(endpoint=endpoint, token=token)
     with hub_errors(settings.repo, endpoint):
         user, namespaces, role = whoami_namespaces(api)

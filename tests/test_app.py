@@ -15,7 +15,9 @@ os.environ.setdefault("STUDIO_MODEL_ROOTS", tempfile.gettempdir())  # test folde
 import gradio as gr  # noqa: E402
 
 import app  # noqa: E402
+from finetune.models import EMBEDDED_MODEL  # noqa: E402
 from finetune.runner import JobStatus  # noqa: E402
+from studio import callbacks as studio, shared, view  # noqa: E402
 
 SENTENCE = "これはペンです。これはリンゴです。"
 QUICK = dict(block_size=64, batch_size=8, learning_rate=1e-3, device="cpu", seed=0)  # a few seconds per run
@@ -46,7 +48,7 @@ def wait_for(predicate, timeout=120.0, every=0.2):
 # Tokens
 
 def test_tokenize_gives_tokens_ids_counts_and_exact_spans(embedded):
-    details = app.tokenize(SENTENCE, embedded)
+    details = studio.tokenize(SENTENCE, embedded)
     assert details["count"] == len(details["ids"]) == len(details["tokens"]) > 0
     assert details["characters"] == len(SENTENCE) == 17
     assert details["chars_per_token"] == round(17 / details["count"], 2)
@@ -56,7 +58,7 @@ def test_tokenize_gives_tokens_ids_counts_and_exact_spans(embedded):
 
 def test_byte_fallback_spans_are_one_character_each(embedded):
     text = "麤鸞龘🙂"
-    details = app.tokenize(text, embedded)
+    details = studio.tokenize(text, embedded)
     byte_spans = [s for s in details["spans"] if s["kind"] == "byte"]
     assert byte_spans, "the embedded tokenizer should spell these rare characters in bytes"
     assert all(len(s["text"]) == 1 and len(s["tokens"]) >= 2 for s in byte_spans)
@@ -64,9 +66,9 @@ def test_byte_fallback_spans_are_one_character_each(embedded):
 
 
 def test_token_view_html_shows_spans_ids_counts_and_comparison(embedded, rinna_like):
-    a = app.tokenize("ABC 鬱蒼としたPython🙂", embedded)
-    b = app.tokenize("ABC 鬱蒼としたPython🙂", str(rinna_like))
-    html_a, html_b = app.show_tokens(a, b, "ja")
+    a = studio.tokenize("ABC 鬱蒼としたPython🙂", embedded)
+    b = studio.tokenize("ABC 鬱蒼としたPython🙂", str(rinna_like))
+    html_a, html_b = studio.show_tokens(a, b, "ja")
     assert 'class="tok byte' in html_a and "トークン" in html_a
     assert ", ".join(map(str, a["ids"])) in html_a
     assert "×" in html_a and "×" in html_b           # each view compares with the other
@@ -76,7 +78,7 @@ def test_token_view_html_shows_spans_ids_counts_and_comparison(embedded, rinna_l
 
 def test_unknown_model_is_a_japanese_error():
     with pytest.raises(gr.Error) as err:
-        app.tokenize(SENTENCE, "/no/such/folder")
+        studio.tokenize(SENTENCE, "/no/such/folder")
     assert "モデルを読み込めません" in err.value.message
 
 
@@ -84,7 +86,7 @@ def test_unknown_model_is_a_japanese_error():
 # Training
 
 def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
-    summary, blocks = app.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
+    summary, blocks = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
     for label in ("文書", "文字数", "トークン数", "検証用", "学習ブロック", "使われないトークン"):
         assert label in summary
     assert "unseen-ja.txt" in summary
@@ -92,10 +94,10 @@ def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
 
 
 def test_pasted_text_is_used_and_no_text_is_an_error(embedded):
-    summary, _ = app.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
+    summary, _ = studio.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
     assert "Documents" in summary and "pasted.txt" in summary
     with pytest.raises(gr.Error) as err:
-        app.check_data(None, "  ", embedded, 64, 0.1, 42, "ja")
+        studio.check_data(None, "  ", embedded, 64, 0.1, 42, "ja")
     assert "データに問題があります" in err.value.message
 
 
@@ -103,29 +105,32 @@ def test_cli_command_reflects_the_form(embedded, unseen_text):
     form = dict(base_model=embedded, method="lora", epochs=3, max_steps=10, learning_rate=0, batch_size=8,
                 block_size=64, device="cpu", heldout=0.1, seed=42, warmup_steps=0, precision="auto", lora_r=4,
                 lora_alpha=16, lora_dropout=0.05, vocab_size=6000, layers=4, width=256, heads=4)
-    command = app.cli_command([str(unseen_text)], "", *form.values())
-    assert command.startswith("python -m finetune train --model ")
+    command = studio.cli_command([str(unseen_text)], "", *form.values())
+    # As the visitor runs it in a checkout of this project: their text in my-data/, no server path.
+    assert command.startswith("python -m finetune train --model assets/tiny-japanese-gpt2 --method lora "
+                              "--data my-data/ --out runs/NEW-RUN ")
+    assert str(Path(embedded).parent.parent) not in command and str(shared.WORK) not in command
     for part in ("--method lora", "--max-steps 10", "--block-size 64", "--device cpu", "--lora-r 4"):
         assert part in command
-    scratch = app.cli_command([str(unseen_text)], "", *{**form, "base_model": app.SCRATCH}.values())
+    scratch = studio.cli_command([str(unseen_text)], "", *{**form, "base_model": shared.SCRATCH}.values())
     assert scratch.startswith("python -m finetune scratch ") and "--model" not in scratch
 
 
 def test_bad_setting_is_a_japanese_error(unseen_text, embedded):
     with pytest.raises(gr.Error) as err:
-        app.start_training([str(unseen_text)], "", embedded, "full", 3, 10, 0, -1, 64)
+        studio.start_training([str(unseen_text)], "", embedded, "full", 3, 10, 0, -1, 64)
     assert "設定値が正しくありません" in err.value.message
-    assert not app.JOB.status().running
+    assert not shared.JOB.status().running
 
 
 @pytest.fixture(scope="module")
 def finished_run(embedded, unseen_text):
     """One short run through start_training, plus what a second start said meanwhile."""
-    status = app.start_training([str(unseen_text)], "", embedded, "full", max_steps=10, **QUICK)
+    status = studio.start_training([str(unseen_text)], "", embedded, "full", max_steps=10, **QUICK)
     assert status["state"] == "running"
     with pytest.raises(gr.Error) as busy:
-        app.start_training([str(unseen_text)], "", embedded, "full", max_steps=10, **QUICK)
-    final = app.JOB.wait(300).to_dict()
+        studio.start_training([str(unseen_text)], "", embedded, "full", max_steps=10, **QUICK)
+    final = shared.JOB.wait(300).to_dict()
     return final, busy.value.message
 
 
@@ -135,12 +140,14 @@ def test_training_finishes_with_metrics_and_a_plot(finished_run):
     assert status["metrics"]["steps"] == 10
     assert status["metrics"]["heldout_perplexity_after"] < status["metrics"]["heldout_perplexity_before"]
     assert status["train_loss"] and status["heldout_loss"][0][0] == 0
-    progress, frame, log, result, shown, run = app.show_status(status, "ja", "", "")
+    progress, frame, log, result, shown, run = studio.show_status(status, "ja", "", "")
     assert 'data-state="done"' in progress and "100%" in progress
     assert set(frame["series"]) == {"学習", "検証"} and len(frame) >= 3
     assert "step 10/10" in log and "検証パープレキシティ" in result and run == status["out"]
-    assert app.show_status(status, "ja", shown, run)[0] == gr.skip()  # unchanged since the last poll
+    assert studio.show_status(status, "ja", shown, run)[0] == gr.skip()  # unchanged since the last poll
     assert "python -m finetune train" in status["command"] and "--max-steps 10" in status["command"]
+    assert str(shared.WORK.resolve()) not in status["command"] and "/" + "assets" not in status["command"]
+    assert status["log"][0].startswith("start: assets/tiny-japanese-gpt2 (full)")  # no install path in the log
 
 
 def test_second_start_is_told_a_job_is_running(finished_run):
@@ -150,21 +157,21 @@ def test_second_start_is_told_a_job_is_running(finished_run):
 
 def test_generate_streams_and_compare_uses_the_same_seed(finished_run, embedded):
     run = finished_run[0]["out"]
-    steps = list(app.generate("「科学」とは", run, "complete", 12, 0.8, 0.95, 50, 1.1, 3, None))
+    steps = list(studio.generate("「科学」とは", run, "complete", 12, 0.8, 0.95, 50, 1.1, 3, None))
     assert len(steps) > 1                        # streamed: several partial histories
     final = steps[-1]
     assert final[0] == {"role": "user", "content": "「科学」とは"}
     assert final[1]["role"] == "assistant" and len(final[1]["content"]) > 1
-    pairs = list(app.compare("「科学」とは", embedded, run, "complete", 12, 0.8, 0.95, 50, 1.1, 3, None, None))
+    pairs = list(studio.compare("「科学」とは", embedded, run, "complete", 12, 0.8, 0.95, 50, 1.1, 3, None, None))
     base, tuned = pairs[-1]
     assert tuned[1]["content"] == final[1]["content"]  # same model, prompt and seed: same text
     assert base[1]["content"] != "…"
-    qa = list(app.generate("日本でいちばん高い山は？", run, "qa", 8, 0.8, 0.95, 50, 1.1, 0, None))[-1]
+    qa = list(studio.generate("日本でいちばん高い山は？", run, "qa", 8, 0.8, 0.95, 50, 1.1, 0, None))[-1]
     assert qa[0]["content"] == "日本でいちばん高い山は？"
 
 
 def test_zip_holds_a_loadable_model(finished_run):
-    path = app.make_zip(finished_run[0]["out"], False)
+    path = studio.make_zip(finished_run[0]["out"], False)
     names = zipfile.ZipFile(path).namelist()
     assert any(n.endswith("model.safetensors") for n in names)
     assert any(n.endswith("config.json") for n in names)
@@ -172,38 +179,46 @@ def test_zip_holds_a_loadable_model(finished_run):
 
 def test_push_offline_says_so_in_japanese(finished_run):
     with pytest.raises(gr.Error) as err:
-        app.push_to_hub(finished_run[0]["out"], "my-model", True, "", None)
+        studio.push_to_hub(finished_run[0]["out"], "my-model", True, "", None)
     assert "オフライン" in err.value.message
-    assert "ZIP" in app.hub_note("ja")
+    assert "ZIP" in studio.hub_note("ja")
 
 
 def test_cancel_stops_within_seconds_and_keeps_a_model(finished_run, embedded, unseen_text):
-    app.start_training([str(unseen_text)], "", embedded, "full", max_steps=500, **QUICK)
-    wait_for(lambda: app.JOB.status().step >= 1)
+    studio.start_training([str(unseen_text)], "", embedded, "full", max_steps=500, **QUICK)
+    wait_for(lambda: shared.JOB.status().step >= 1)
     asked = time.monotonic()
-    assert app.cancel_training()["state"] in ("stopping", "stopped")
-    status = app.JOB.wait(60)
+    assert studio.cancel_training()["state"] in ("stopping", "stopped")
+    status = shared.JOB.wait(60)
     assert time.monotonic() - asked < 30
     assert status.state == "stopped" and status.step < 500
     assert (Path(status.out) / "model.safetensors").is_file()
-    assert "キャンセル" in app.view.result_markdown(status.to_dict(), "ja")
+    assert "キャンセル" in view.result_markdown(status.to_dict(), "ja")
 
 
-@pytest.mark.parametrize("base, method", [(app.SCRATCH, "full"), (None, "lora")])
+@pytest.mark.parametrize("base, method", [(shared.SCRATCH, "full"), (None, "lora")])
 def test_scratch_and_lora_runs_train_and_generate(base, method, embedded, unseen_text, finished_run):
     tiny_shape = dict(vocab_size=1000, layers=1, width=32, heads=2)  # seconds, not minutes
-    app.start_training([str(unseen_text)], "", base or embedded, method, max_steps=3, **QUICK, **tiny_shape)
-    status = app.JOB.wait(300)
+    studio.start_training([str(unseen_text)], "", base or embedded, method, max_steps=3, **QUICK, **tiny_shape)
+    status = shared.JOB.wait(300)
     assert status.state == "done", status.error
     assert status.metrics["method"] == method
     assert status.metrics["base_model"] == ("scratch" if base else embedded)
-    assert app.run_base(status.out) == embedded   # the playground's "before" side
-    reply = list(app.generate("灯台の", status.out, "complete", 5, 0.8, 0.95, 50, 1.1, 0, None))[-1]
+    assert studio.run_base(status.out) == embedded   # the playground's "before" side
+    reply = list(studio.generate("灯台の", status.out, "complete", 5, 0.8, 0.95, 50, 1.1, 0, None))[-1]
     assert reply[1]["content"].startswith("…")
 
 
 def test_idle_status_renders():
-    assert "まだ" in app.view.progress_html(JobStatus().to_dict(), "ja")
+    assert "まだ" in view.progress_html(JobStatus().to_dict(), "ja")
+
+
+def test_a_waiting_job_shows_its_place_and_wait():
+    waiting = JobStatus(state="queued", position=2, wait_seconds=200).to_dict()
+    shown = view.progress_html(waiting, "ja")
+    assert 'data-state="queued"' in shown and "2 番目（前に 1 件）" in shown and "約 3:20" in shown
+    assert "number 2 in line" in view.progress_html(waiting, "en")
+    assert "見積もれます" in view.progress_html({**waiting, "wait_seconds": None}, "ja")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -230,7 +245,7 @@ def client(embedded):
 def test_client_tokenize_with_default_model(client):
     result = client.predict(SENTENCE, api_name="/tokenize")
     assert result["tokens"] and len(result["ids"]) == len(result["tokens"]) == result["count"]
-    assert result["model"] == app.EMBEDDED_MODEL
+    assert result["model"] == EMBEDDED_MODEL
 
 
 def test_client_start_status_cancel_generate(client, unseen_text, embedded, finished_run):
@@ -270,24 +285,24 @@ def test_api_names_are_listed_in_docs(client):
 def test_resource_failures_are_explained_in_both_languages(kind, ja, en):
     status = {"state": "error", "error": "out of memory in CPU memory while training: lower the batch size",
               "error_kind": kind}
-    assert ja in app.view.result_markdown(status, "ja") and en in app.view.result_markdown(status, "en")
+    assert ja in view.result_markdown(status, "ja") and en in view.result_markdown(status, "en")
 
 
 def test_an_interrupted_run_is_offered_and_resumed(finished_run, embedded, unseen_text, client):
     """A run the app was training when it was restarted (the new app's job never saw it): shown,
     then resumed through the API as the Resume button does."""
     from conftest import crashed_run
-    folder = crashed_run(embedded, unseen_text, app.JOB.runs_dir / "run-interrupted")
-    box, runs = app.interrupted_view("ja")
+    folder = crashed_run(embedded, unseen_text, shared.JOB.runs_dir / "run-interrupted")
+    box, runs = studio.interrupted_view("ja")
     assert box["visible"] and runs["value"] == str(folder)
     assert "ステップ 6/8" in runs["choices"][0][0] and "checkpoint-4" in runs["choices"][0][0]
-    assert "stopped at step 6/8" in app.interrupted_view("en")[1]["choices"][0][0]
+    assert "stopped at step 6/8" in studio.interrupted_view("en")[1]["choices"][0][0]
     status = client.predict(str(folder), api_name="/resume_training")
     assert status["state"] == "running" and "--resume" in status["command"]
-    final = app.JOB.wait(300)
+    final = shared.JOB.wait(300)
     assert final.state == "done", final.error
     assert final.metrics["steps"] == 8 and final.out == str(folder)
-    assert app.interrupted_view("ja")[0]["visible"] is False
+    assert studio.interrupted_view("ja")[0]["visible"] is False
     with pytest.raises(gr.Error) as err:
-        app.resume_training()
+        studio.resume_training()
     assert "no interrupted run" in err.value.message

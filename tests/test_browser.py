@@ -1,5 +1,8 @@
 """The studio in a real browser: headless Chromium (Debian's) drives `python app.py`, offline, with the
 embedded model, through the whole journey: tokens, upload, train, cancel, finish, compare, zip.
+Then two visitors with no shared login on one app started as a Space (SPACE_ID, the OAuth
+variables, the owner's HF_TOKEN; the loopback Hub stub): neither sees nor stops the other's run,
+and an anonymous push never uses the server's token.
 
 Screenshots of every tab go to test-artifacts/ (ignored by git) and the final ones to
 docs/screenshots/ for the README.
@@ -16,6 +19,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, UNSEEN
+from hub_stub import HubStub
+from space_env import OWNER_TOKEN, OpenIdProvider, space_env, wait_until_serving as wait_until_answering
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -65,15 +70,21 @@ def studio(tiny_model, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(studio):
+def browser():
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-        page.set_default_timeout(30_000)
-        page.goto(studio)
-        yield page
+        yield browser
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(studio, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page.set_default_timeout(30_000)
+    page.goto(studio)
+    yield page
+    page.close()
 
 
 def screenshot(page, name: str, publish: bool = False):
@@ -213,3 +224,90 @@ def test_english_switch(page, studio):
     page.get_by_role("tab", name="Training").wait_for()
     page.locator("#tokens-a .counts").filter(has_text="tokens").wait_for()
     screenshot(page, "5-english")
+
+
+# ---------------------------------------------------------------------------------------------
+# Two strangers on one Space
+
+@pytest.fixture(scope="module")
+def space_studio(tiny_model, tmp_path_factory):
+    """`python app.py` with what a Space sets, and the owner's HF_TOKEN; yields (url, hub stub)."""
+    with HubStub() as hub:
+        hub.add_user(OWNER_TOKEN, "space-owner")
+        port, openid = free_port(), OpenIdProvider()
+        env = space_env(port, tmp_path_factory.mktemp("space-browser"), hub.url, openid.url)
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, text=True)
+        try:
+            wait_until_answering(f"http://127.0.0.1:{port}/", server)
+            yield f"http://127.0.0.1:{port}/", hub
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            openid.server.shutdown()
+
+
+def options_of(page, elem_id: str) -> list[str]:
+    """The choices a dropdown offers (opened, read, closed again)."""
+    page.locator(f"#{elem_id} input").click()
+    page.locator(f"#{elem_id} [role=option]").first.wait_for()
+    labels = [option.get_attribute("aria-label") for option in page.locator(f"#{elem_id} [role=option]").all()]
+    page.keyboard.press("Escape")
+    return labels
+
+
+def test_two_visitors_on_a_space(space_studio, browser):
+    url, hub = space_studio
+    # Two browser contexts: separate storage and cookies, as two strangers' browsers.
+    a, b = (browser.new_context(viewport={"width": 1280, "height": 900}).new_page() for _ in range(2))
+    for page in (a, b):
+        page.set_default_timeout(60_000)
+        page.goto(url)
+        page.locator("#owner-note").filter(has_text="このブラウザ").wait_for()   # each: its own runs only
+
+    # A trains.
+    open_tab(a, "学習")
+    a.locator("#pasted textarea").fill(UNSEEN.read_text(encoding="utf-8"))
+    set_number(a, "block-size", 64)
+    set_number(a, "learning-rate", 0.001)
+    set_number(a, "max-steps", 15)
+    a.wait_for_function("() => document.querySelector('#cli-command')?.textContent.includes('--max-steps 15')")
+    assert "my-data/" in a.locator("#cli-command").inner_text()
+    a.locator("#start").click()
+    job_state(a, "running", timeout=3 * TRAINING)
+
+    # B sees no job and cancels: A's run goes on to the end.
+    open_tab(b, "学習")
+    b.locator('#progress .job.idle').wait_for()
+    b.locator("#cancel").click()
+    b.wait_for_timeout(2_000)
+    assert b.locator('#progress .job.idle').count() == 1
+    job_state(a, "done", timeout=3 * TRAINING)
+    assert "step 15/15" in a.locator("#log textarea").input_value()
+    assert "キャンセル" not in a.locator("#result").inner_text()
+    screenshot(a, "6-space-visitor-a")
+
+    # B's page, reloaded, lists none of A's runs anywhere.
+    b.reload()
+    b.locator("#owner-note").filter(has_text="このブラウザ").wait_for()
+    open_tab(b, "試す")
+    assert not any("学習済み" in label for label in options_of(b, "play-model"))
+    open_tab(b, "共有")
+    b.locator("#push-token").filter(has_text="トークンがありません").wait_for()
+    assert b.locator("#share-run [role=option]").count() == 0
+    b.locator("#share-run input").click()
+    b.wait_for_timeout(1_000)
+    assert b.locator("#share-run [role=option]").count() == 0
+    screenshot(b, "6-space-visitor-b")
+
+    # A's anonymous push with no token: a clear refusal; the owner's HF_TOKEN is never used.
+    open_tab(a, "共有")
+    a.locator("#login").filter(has_text="Sign in with Hugging Face").wait_for()   # a Space: the login button
+    assert any("学習済み" in label for label in options_of(a, "share-run"))
+    a.locator("#push-token").filter(has_text="サーバーのトークンは使いません").wait_for()
+    a.locator("#repo textarea, #repo input").first.fill("my-model")
+    a.locator("#push").click()
+    a.locator(".toast-body").filter(has_text="サーバーのトークンは使いません").first.wait_for()
+    assert hub.state.repos == {} and ("GET", "/api/whoami-v2") not in hub.state.requests
+    for page in (a, b):
+        page.context.close()

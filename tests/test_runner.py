@@ -3,6 +3,7 @@ apart from finished ones and from runs a live process is training, and resumed f
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,41 @@ def test_a_run_that_a_live_process_trains_is_not_interrupted(tmp_path):
         holder.kill()
         holder.wait()
     assert [run.folder for run in interrupted_runs(tmp_path / "runs")] == [folder]  # its process is gone
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="prctl(PR_SET_PDEATHSIG)")
+def test_a_killed_front_end_leaves_an_interrupted_run_not_a_training_orphan(tiny_model, unseen_text, tmp_path):
+    """The studio is killed while its job trains: the training process ends with it, and the next
+    app finds the run interrupted (resumable from its checkpoint), not held by an unseen process."""
+    import os
+    import signal
+    runs = tmp_path / "runs"
+    front_end = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time\n"
+        "from finetune.runner import TrainingJob\n"
+        "from finetune.train import TrainSettings\n"
+        f"job = TrainingJob({str(runs)!r})\n"
+        f"job.start(TrainSettings(model={tiny_model!r}, data=[{str(unseen_text)!r}], max_steps=2000, "
+        "block_size=64, batch_size=8, device='cpu', seed=0, save_steps=2, eval_steps=1000))\n"
+        "while job.status().step < 3: time.sleep(0.2)\n"
+        "print('training', flush=True)\n"
+        "time.sleep(600)\n")], stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+    try:
+        assert front_end.stdout.readline().strip() == "training"
+        workers = [int(child) for task in Path(f"/proc/{front_end.pid}/task").glob("*/children")
+                   for child in task.read_text().split()]
+        assert len(workers) == 1
+    finally:
+        front_end.kill()
+        front_end.wait()
+    for _ in range(300):                       # the worker is told at once; give it time to go
+        if not Path(f"/proc/{workers[0]}").exists() or "Z" in Path(f"/proc/{workers[0]}/stat").read_text().split()[2]:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(workers[0], signal.SIGKILL)
+        raise AssertionError("the training process outlived the front end that started it")
+    found = interrupted_runs(runs)
+    assert len(found) == 1, [(p.name, [e["event"] for e in json.loads("[" + ",".join(
+        (p / "progress.jsonl").read_text().splitlines()) + "]")], is_training(p)) for p in runs.iterdir()]
+    assert found[0].resumable and found[0].step >= 3

@@ -1,5 +1,13 @@
-"""Hostile or odd input to a shared studio: model names, sampling controls."""
+"""Hostile or odd input to a shared studio: model names, sampling controls, other visitors' runs,
+whose token a push uses."""
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
+
+os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-test-"))  # before the studio is imported
 
 from finetune.errors import ModelNotAvailable
 from finetune.generate import GenerationSettings
@@ -37,9 +45,9 @@ def test_policy_accepts_hub_ids_and_folders_inside(policy, tmp_path):
 
 
 def test_the_studio_applies_the_policy(monkeypatch):
-    import app
+    from studio import callbacks
     with pytest.raises(Exception) as err:
-        app.tokenize("こんにちは", "/etc")
+        callbacks.tokenize("こんにちは", "/etc")
     assert "app's own folders" in str(err.value) or "フォルダ" in str(err.value)
 
 
@@ -193,12 +201,174 @@ def test_the_share_tab_opens_only_the_apps_own_folders(action):
     on the server must not be downloadable through them."""
     import gradio as gr
 
-    import app
+    from studio import callbacks
     with pytest.raises(gr.Error) as err:
-        getattr(app, action)("/root/private-model", *([False] if action == "make_zip" else ["repo"]))
+        getattr(callbacks, action)("/root/private-model", *([False] if action == "make_zip" else ["repo"]))
     assert "app's own folders" in err.value.message
 
 
 def test_uploads_are_not_model_folders():
-    import app
-    assert str(app.WORK / "runs") in app.POLICY.roots and str(app.WORK) not in app.POLICY.roots
+    from studio import shared
+    assert str(shared.WORK / "runs") in shared.POLICY.roots and str(shared.WORK) not in shared.POLICY.roots
+
+
+# ---------------------------------------------------------------------------------------------
+# A public Space: every visitor sees and touches only their own runs (studio/owners.py). The
+# studio's callbacks are called directly, as Gradio calls them, in the Space's private mode.
+
+@pytest.fixture
+def space(monkeypatch, tiny_model):
+    """The studio in private mode (what SPACE_ID switches on), over its usual work folder."""
+    from studio import shared
+    from studio.owners import Owners
+    monkeypatch.setattr(shared, "OWNERS", Owners(shared.WORK, shared.POLICY, private=True))
+    return shared
+
+
+def finished_run_of(space, session: str, name: str, tiny_model) -> str:
+    """A finished run in the visitor's own runs folder, as training leaves it (the embedded model's
+    files stand in for trained weights)."""
+    import json
+    owner = space.OWNERS.owner(session=session)
+    folder = space.OWNERS.runs_dirs(owner)[0] / name
+    shutil.copytree(tiny_model, folder)
+    (folder / "metrics.json").write_text(json.dumps({
+        "method": "full", "base_model": tiny_model, "heldout_perplexity_before": 40.0,
+        "heldout_perplexity_after": 20.0, "steps": 1, "seconds": 1}), encoding="utf-8")
+    return str(folder)
+
+
+def refusal(call) -> str:
+    import gradio as gr
+    with pytest.raises(gr.Error) as err:
+        result = call()
+        if hasattr(result, "__next__"):
+            list(result)
+    return err.value.message
+
+
+def test_a_visitor_can_neither_see_nor_touch_anothers_run(space, tiny_model):
+    from studio import callbacks as studio
+    from studio.owners import new_session_key
+    a, b = new_session_key(), new_session_key()
+    a_run = finished_run_of(space, a, "run-20261204-101500", tiny_model)
+    owner_b = space.OWNERS.owner(session=b)
+    # B's lists hold none of A's runs.
+    assert studio.owned_runs(owner_b) == []
+    assert a_run not in [value for _, value in studio.model_choices("ja", owner_b)]
+    assert studio.share_runs("ja", b)["choices"] == []
+    assert studio.training_status(b)["state"] == "idle"
+    # Every action naming A's run tells B what a run that does not exist tells it.
+    missing = str(space.OWNERS.runs_dirs(owner_b)[0] / "run-20261204-101500")
+    expected = refusal(lambda: studio.make_zip(missing, False, b))
+    assert "見つかりません" in expected
+    for name, call in {
+        "zip": lambda: studio.make_zip(a_run, False, b),
+        "push": lambda: studio.push_to_hub(a_run, "stolen", True, "some-token", b),
+        "generate": lambda: studio.generate("「科学」とは", a_run, "complete", 5, session=b),
+        "compare": lambda: studio.compare("「科学」とは", tiny_model, a_run, "complete", 5, session=b),
+        "tokenize": lambda: studio.tokenize("こんにちは", a_run, b),
+        "delete": lambda: studio.delete_run(a_run, "ja", b),
+        "resume": lambda: studio.resume_training(a_run, b),
+        "train on it": lambda: studio.start_training(None, "文章です。" * 50, a_run, "full", 1, 1, session=b),
+    }.items():
+        assert refusal(call) == expected, name
+    # A, meanwhile, uses it as before.
+    assert (space.WORK / "exports").resolve() in Path(studio.make_zip(a_run, False, a)).resolve().parents
+    assert list(studio.generate("「科学」とは", a_run, "complete", 3, session=a))[-1][1]["role"] == "assistant"
+    assert studio.share_runs("ja", a)["choices"][0][1] == a_run
+
+
+def test_a_signed_in_visitor_keeps_what_their_browser_made(space, tiny_model):
+    import gradio as gr
+
+    from studio import callbacks as studio
+    from studio.owners import new_session_key
+    browser = new_session_key()
+    before = finished_run_of(space, browser, "run-before-sign-in", tiny_model)
+    alice = gr.OAuthProfile({"name": "Alice", "preferred_username": "alice", "profile": "", "picture": ""})
+    owner = studio.owner_of(browser, None, alice)
+    assert owner.signed_in == "alice" and owner.folders[0].startswith("u-") and owner.folders[1].startswith("a-")
+    assert [str(run) for run in studio.owned_runs(owner)] == [before]
+    # Someone else signed in sees none of it.
+    bob = gr.OAuthProfile({"name": "Bob", "preferred_username": "bob", "profile": "", "picture": ""})
+    assert studio.owned_runs(studio.owner_of(new_session_key(), None, bob)) == []
+
+
+def test_session_keys_must_be_unguessable(space):
+    from studio import callbacks as studio
+    assert "session key" in refusal(lambda: studio.training_status("guessable"))
+    assert studio.page_session("guessable") != "guessable"               # the page replaces a bad one
+    key = studio.new_session()
+    assert studio.page_session(key) == key and len(key) >= 43
+
+
+def test_delete_removes_the_run_and_its_zip(space, tiny_model):
+    from studio import callbacks as studio
+    from studio.owners import new_session_key
+    a = new_session_key()
+    run = finished_run_of(space, a, "run-to-delete", tiny_model)
+    zipped = Path(studio.make_zip(run, False, a))
+    choices, message = studio.delete_run(run, "en", a)
+    assert not Path(run).exists() and not zipped.exists()
+    assert choices["choices"] == [] and "run-to-delete" in message
+    assert "見つかりません" in refusal(lambda: studio.delete_run(run, "ja", a))  # gone: like any missing run
+
+
+# ---------------------------------------------------------------------------------------------
+# Whose token a push uses
+
+def test_push_token_order(monkeypatch):
+    from finetune.share import push_token
+    monkeypatch.setenv("HF_TOKEN", "the-machines-token")
+    assert push_token("typed", "signed-in") == ("typed", "typed")
+    assert push_token("", "signed-in") == ("signed-in", "signed-in")
+    assert push_token("", None) == ("the-machines-token", "local")
+    assert push_token("  ", None, local=False) == (None, "none")              # a Space: never the server's
+
+
+@pytest.fixture
+def hub_online(monkeypatch):
+    """The loopback Hub stub, with huggingface_hub online and pointed at it, and the Space owner's
+    own token in HF_TOKEN (as a Space secret would set it)."""
+    import huggingface_hub.constants as constants
+    from hub_stub import HubStub
+    with HubStub() as stub:
+        stub.add_user("owner-token", "space-owner")
+        stub.add_user("visitor-token", "visitor")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "ENDPOINT", stub.url)
+        monkeypatch.setenv("HF_TOKEN", "owner-token")
+        yield stub
+
+
+def test_on_a_space_an_anonymous_push_never_uses_the_servers_token(space, tiny_model, hub_online):
+    import gradio as gr
+
+    from studio import callbacks as studio
+    from studio.owners import new_session_key
+    a = new_session_key()
+    run = finished_run_of(space, a, "run-push", tiny_model)
+    message = refusal(lambda: studio.push_to_hub(run, "my-model", True, "", a))
+    assert "サーバーのトークンは使いません" in message
+    assert hub_online.state.requests == [] and hub_online.state.repos == {}    # nothing reached the Hub
+    assert "sign in with Hugging Face" in studio.token_note("", "en")
+    # Signed in: the visitor's OAuth token pushes, into the visitor's account.
+    token = gr.OAuthToken(token="visitor-token", scope="write-repos", expires_at=2_000_000_000)
+    profile = gr.OAuthProfile({"name": "V", "preferred_username": "visitor", "profile": "", "picture": ""})
+    assert "visitor" in studio.token_note("", "en", token, profile)
+    shown = studio.push_to_hub(run, "my-model", True, "", a, None, token)
+    assert "visitor/my-model" in shown and set(hub_online.state.repos) == {"visitor/my-model"}
+    assert "model.safetensors" in hub_online.files["visitor/my-model"]
+
+
+def test_off_a_space_the_local_user_may_rely_on_hf_token(tiny_model, hub_online):
+    from studio import callbacks as studio, shared
+    assert not shared.OWNERS.private
+    run = shared.WORK / "runs" / "run-local-push"
+    shutil.copytree(tiny_model, run)
+    try:
+        assert "this machine's token" in studio.token_note("", "en")
+        assert "space-owner/local-model" in studio.push_to_hub(str(run), "local-model", True, "")
+    finally:
+        shutil.rmtree(run)

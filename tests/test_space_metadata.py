@@ -23,9 +23,9 @@ def metadata() -> dict:
 
 def pinned(package: str) -> str:
     text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
-    match = re.search(rf"^{re.escape(package)}==([^\s#]+)", text, re.M | re.I)
+    match = re.search(rf"^{re.escape(package)}(\[[\w,]+\])?==([^\s#]+)", text, re.M | re.I)
     assert match, f"{package} is not pinned in requirements.txt"
-    return match.group(1)
+    return match.group(2)
 
 
 def test_the_hub_parser_reads_the_same_metadata(metadata):
@@ -54,3 +54,12 @@ def test_hardware_license_tags_and_models(metadata):
     assert isinstance(metadata["license"], str) and metadata["license"]
     assert isinstance(metadata["tags"], list) and metadata["tags"]
     assert "rinna/japanese-gpt2-xsmall" in metadata["models"]
+
+
+def test_oauth_extra_and_its_packages_are_pinned():
+    """Without them `python app.py` on a Space stops: "Cannot initialize OAuth … pip install gradio[oauth]"."""
+    import importlib.metadata
+    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
+    assert re.search(r"^gradio\[oauth\]==", text, re.M)
+    extras = [r.split(";")[0].strip() for r in importlib.metadata.requires("gradio") if "extra == 'oauth'" in r]
+    assert extras and all(pinned(name) == importlib.metadata.version(name) for name in extras)

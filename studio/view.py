@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from studio_text import job_error_text, say
+from studio.text import job_error_text, say
 
 SPAN_COLOURS = 5  # neighbouring tokens cycle through this many background colours (CSS .c0 … .c4)
 
@@ -205,10 +205,12 @@ def log_tail(status: dict) -> str:
 
 
 def progress_html(status: dict, lang: str) -> str:
-    """A progress bar with steps, ETA and speed."""
+    """A progress bar with steps, ETA and speed; for a job waiting in line, its place and wait."""
     state = status.get("state", "idle")
     if state == "idle":
         return f'<div class="job idle">{html.escape(say(lang, "job_idle"))}</div>'
+    if state == "queued":
+        return queued_html(status, lang)
     percent = round(100 * status.get("fraction", 0))
     facts = [say(lang, "state_" + state)]
     if status.get("max_steps"):
@@ -221,6 +223,18 @@ def progress_html(status: dict, lang: str) -> str:
     return (f'<div class="job {state}" data-state="{state}"><div class="job-bar">'
             f'<div class="job-fill" style="width:{percent}%"></div></div>'
             f'<div class="job-line">{html.escape(line)} <span class="job-percent">{percent}%</span></div></div>')
+
+
+def queued_html(status: dict, lang: str) -> str:
+    """'waiting for its turn · number 2 in line (1 ahead) · starts in about 3:20'."""
+    place = status.get("position", 0)
+    wait = status.get("wait_seconds")
+    facts = [say(lang, "state_queued"), say(lang, "job_place", place=place, ahead=max(0, place - 1)),
+             say(lang, "job_wait", wait=duration(wait)) if wait is not None else say(lang, "job_wait_unknown"),
+             say(lang, "job_leave")]
+    return (f'<div class="job queued" data-state="queued" data-position="{place}"><div class="job-bar">'
+            f'<div class="job-fill" style="width:0%"></div></div>'
+            f'<div class="job-line">{html.escape(" · ".join(facts))}</div></div>')
 
 
 def loss_frame(status: dict, lang: str) -> pd.DataFrame | None:
@@ -269,6 +283,17 @@ def reply_text(reply: str, mode: str) -> str:
 
 def hub_note(reachable: bool, lang: str) -> str:
     return say(lang, "hub_ok") if reachable else f"⚠ {say(lang, 'hub_unreachable')}"
+
+
+def token_note(source: str, lang: str, user: str = "", space: bool = False) -> str:
+    """Which token a push will use (`source` as finetune.share.push_token names it), in words."""
+    if source == "typed":
+        return say(lang, "token_typed")
+    if source == "signed-in":
+        return say(lang, "token_signed_in", user=user or "?")
+    if source == "local":
+        return say(lang, "token_local")
+    return "⚠ " + say(lang, "token_none_space" if space else "token_none_local")
 
 
 def pushed_markdown(url: str) -> str:

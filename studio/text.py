@@ -19,6 +19,12 @@ TEXT = {
     "tab_play": ("試す", "Playground"),
     "tab_share": ("共有", "Share"),
     "error_title": ("エラー", "Error"),
+    "owner_signed_in": ("**{user}** としてログイン中です。学習結果は削除するまで残ります（共有タブから削除できます）。",
+                        "Signed in as **{user}**: your runs stay until you delete them (Share tab)."),
+    "owner_browser": ("ここに表示されるのは、このブラウザで作った学習とファイルだけです（ほかの人には見えません）。"
+                      "ログインしていない場合、{hours} 時間後に削除されます。残すにはログインしてください。",
+                      "You see only the runs and files made in this browser (nobody else can). Without signing "
+                      "in they are deleted after {hours} hours; sign in to keep them."),
 
     # 1. tokens
     "tokens_intro": ("文を入力すると、モデルがそれをどんなトークン（部品）に分けるかが色分けで表示されます。"
@@ -114,6 +120,11 @@ TEXT = {
     "block_title": ("ブロック {index}（{tokens} トークン）", "Block {index} ({tokens} tokens)"),
     "block_masked": ("⟦ ⟧ 内の {masked} トークンは質問部分で、学習しません", "{masked} tokens in ⟦ ⟧ are questions, not learned"),
     "job_idle": ("学習はまだ始まっていません。", "No training has started yet."),
+    "state_queued": ("順番待ち", "waiting for its turn"),
+    "job_place": ("{place} 番目（前に {ahead} 件）", "number {place} in line ({ahead} ahead)"),
+    "job_wait": ("開始まで約 {wait}", "starts in about {wait}"),
+    "job_wait_unknown": ("開始までの時間は、最初の学習が終わると見積もれます", "the wait can be estimated once a run has finished"),
+    "job_leave": ("キャンセルで列から抜けます", "Cancel leaves the line"),
     "state_running": ("学習中", "training"),
     "state_stopping": ("停止中…", "stopping…"),
     "state_done": ("完了", "done"),
@@ -177,7 +188,22 @@ TEXT = {
     "repo": ("リポジトリ名", "Repository name"),
     "private": ("非公開にする", "Private"),
     "token": ("アクセストークン（write 権限）", "Access token (write role)"),
-    "token_info": ("空なら環境変数 HF_TOKEN を使います", "empty: HF_TOKEN from the environment"),
+    "token_info": ("入力すると、このトークンを使います", "when given, this token is used"),
+    "token_typed": ("アップロードには**入力したトークン**を使います。", "The push will use **the token you typed**."),
+    "token_signed_in": ("アップロードには**ログイン中のアカウント（{user}）**のトークンを使います。",
+                        "The push will use **your signed-in account ({user})**."),
+    "token_local": ("アップロードには**このマシンのトークン**（HF_TOKEN または `hf auth login`）を使います。",
+                    "The push will use **this machine's token** (HF_TOKEN or `hf auth login`)."),
+    "token_none_space": ("トークンがありません：「Sign in with Hugging Face」でログインするか、write 権限のトークンを入力してください"
+                         "（この Space のサーバーのトークンは使いません）。",
+                         "No token: sign in with Hugging Face or type a write token (this Space never uses its "
+                         "server's own token for your push)."),
+    "token_none_local": ("トークンがありません：HF_TOKEN を設定するか、トークンを入力してください。",
+                         "No token: set HF_TOKEN or type a token."),
+    "delete_run": ("この学習を削除…", "Delete this run…"),
+    "delete_confirm": ("本当に削除する", "Delete for good"),
+    "delete_hint": ("モデル・ログ・ZIP を消します。元に戻せません。", "Removes the model, its log and its zip; this cannot be undone."),
+    "deleted": ("{name} を削除しました。", "{name} was deleted."),
     "push": ("Hub にアップロード", "Push to the Hub"),
     "hub_ok": ("Hub に接続できます。", "The Hub is reachable."),
     "hub_unreachable": ("Hub に接続できません（オフライン）。ZIP をダウンロードしてください。",
@@ -186,6 +212,9 @@ TEXT = {
     # errors (the engine's English detail follows the Japanese)
     "err_busy": ("別の学習が実行中です。終わるのを待つか、キャンセルしてから始めてください。",
                  "Another training run is in progress; wait for it or cancel it first."),
+    "err_line_full": ("学習の順番待ちが満員です。しばらくしてからもう一度試してください。",
+                      "The line of runs waiting to train is full; try again later."),
+    "err_no_run": ("その学習は見つかりません", "No such run"),
     "err_model": ("モデルを読み込めません", "Cannot load the model"),
     "err_data": ("データに問題があります", "There is a problem with the data"),
     "err_diverged": ("学習が発散しました（学習率を下げてください）", "Training diverged (lower the learning rate)"),
@@ -199,7 +228,8 @@ TEXT = {
 }
 
 # Exception class names (finetune.errors and friends) -> the catalogue key of their Japanese lead.
-ERROR_KEYS = {"JobBusy": "err_busy", "ModelNotAvailable": "err_model", "DataError": "err_data",
+ERROR_KEYS = {"LineFull": "err_line_full", "NoSuchRun": "err_no_run", "JobBusy": "err_busy",
+              "ModelNotAvailable": "err_model", "DataError": "err_data",
               "Diverged": "err_diverged", "OutOfMemory": "err_memory", "DiskFull": "err_disk",
               "ValueError": "err_value"}
 
@@ -219,7 +249,7 @@ def error_text(err: Exception) -> str:
     if own:
         return own
     kind = next((ERROR_KEYS[cls.__name__] for cls in type(err).__mro__ if cls.__name__ in ERROR_KEYS), "err_other")
-    return say("ja", kind) if kind == "err_busy" else f"{say('ja', kind)}：{err}"
+    return say("ja", kind) if kind in ("err_busy", "err_line_full") else f"{say('ja', kind)}：{err}"
 
 
 def job_error_text(message: str, kind: str, lang: str) -> str:
@@ -271,4 +301,5 @@ CSS = """
 .job.error .job-fill { background: #dc2626; }
 .job-line { margin-top: 4px; }
 .job-percent { float: right; color: #475569; }
+.job.queued .job-fill { background: #94a3b8; }
 """
