@@ -102,9 +102,11 @@ def output_layer(model):
     return inner.get_output_embeddings()
 
 
-def fused_loss_trainer(cross_entropy=liger_cross_entropy):
-    """A transformers Trainer class whose training loss is `cross_entropy` fused with the output layer."""
+def fused_loss_trainer(cross_entropy=None):
+    """A transformers Trainer class whose training loss is `cross_entropy` (default: liger-kernel's)
+    fused with the output layer."""
     from transformers import Trainer
+    cross_entropy = cross_entropy or liger_cross_entropy
 
     class FusedLossTrainer(Trainer):
         def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -438,9 +438,12 @@ def save_result(trainer, tokenizer, source: ModelSource, out: Path):
     if not trainer.is_world_process_zero():
         return
     tokenizer.save_pretrained(str(staging))
-    for name, path in base_tokenizer_files(source).items():
+    base_files = base_tokenizer_files(source)
+    for name, path in base_files.items():
         if not (staging / name).exists():
             shutil.copy(path, staging / name)
+    if "tokenizer_config.json" in base_files:
+        keep_lowercasing(base_files["tokenizer_config.json"], staging / "tokenizer_config.json")
     (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.json says it all
     for item in staging.iterdir():
         os.replace(item, out / item.name)
@@ -460,6 +463,18 @@ def base_tokenizer_files(source: ModelSource) -> dict[str, Path]:
         if path is not None:
             found[name] = path
     return found
+
+
+def keep_lowercasing(base_config: Path, saved_config: Path):
+    """Carry the base's `do_lower_case` into the saved tokenizer_config.json: the saved tokenizer
+    lower-cases by itself (tokens.repaired_tokenizer), and the parity check needs the flag to compare
+    it with sentencepiece on lower-cased text."""
+    lowercase = json.loads(base_config.read_text(encoding="utf-8")).get("do_lower_case")
+    if lowercase is None or not saved_config.is_file():
+        return
+    config = json.loads(saved_config.read_text(encoding="utf-8"))
+    config["do_lower_case"] = lowercase
+    saved_config.write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def hub_file(source: ModelSource, name: str) -> Path | None:
