@@ -138,3 +138,25 @@ def test_merging_a_qlora_run_gives_a_bf16_model(tiny_model, unseen_text, tmp_pat
         untrained = base(input_ids=ids).logits.float()
     # the merged model computes the adapted one up to bf16 rounding, and the adapter did change the base
     assert (expected - got).abs().max() < 0.1 < (expected - untrained).abs().max()
+
+
+def test_the_qlora_flow_with_the_4_bit_loader_stood_in_for(tiny_model, unseen_text, tmp_path, monkeypatch):
+    """bitsandbytes needs a GPU; with its loader replaced by a plain one, the rest of a qlora run
+    (peft's preparation for k-bit training, LoRA on every linear layer, the adapter saved) runs here."""
+    import finetune.train as train_module
+    from finetune.models import load_model
+    calls = []
+
+    def loader(source, device, dtype=None, quantized=False):
+        calls.append(quantized)
+        return load_model(source, device, dtype)
+
+    monkeypatch.setattr(train_module, "qlora_problem", lambda device: None)
+    monkeypatch.setattr(train_module, "load_model", loader)
+    out = tmp_path / "run"
+    metrics = train(TrainSettings(model=tiny_model, data=[str(unseen_text)], out=str(out), method="qlora",
+                                  max_steps=3, block_size=64, batch_size=4, lr=1e-2, device="cpu", eval_steps=100))
+    assert calls == [True] and metrics["method"] == "qlora"
+    assert metrics["heldout_loss_after"] < metrics["heldout_loss_before"]
+    assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
+    assert json.loads((out / "training_config.json").read_text(encoding="utf-8"))["method"] == "qlora"

@@ -334,3 +334,16 @@ def test_metrics_report_memory_and_trainable_parameters(tiny_model, unseen_text,
     assert metrics["gradient_checkpointing"] is False and metrics["micro_batch_size"] == 8
     start = next(e for e in events(tmp_path) if e["event"] == "start")
     assert start["trainable_parameters"] == metrics["trainable_parameters"] and start["memory_budget_mb"] > 0
+
+
+def test_a_gpu_capped_by_the_memory_fraction_is_planned_as_the_smaller_gpu(monkeypatch):
+    """torch.cuda.set_per_process_memory_fraction makes an H200 look like a 16 GB GPU to the plan
+    (scripts/gpu_check.sh fits runs to smaller GPUs that way)."""
+    import finetune.speed as speed
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda: (130 * GB, 139 * GB))
+    monkeypatch.setattr(torch.cuda, "memory_reserved", lambda: 8 * GB)  # the loaded weights
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda: 16 / 139)
+    assert speed.free_device_memory("cuda") == (8 * GB, 8 * GB)
+    assert memory_budget("cuda") == int(0.85 * 16 * GB)
+    monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda: 1.0)
+    assert memory_budget("cuda") == int(0.85 * 138 * GB)
