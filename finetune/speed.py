@@ -138,6 +138,10 @@ ACTIVATION_SLACK = 1.15   # the backward pass's temporaries (gradients of the la
 LOGIT_BYTES = 12          # per vocabulary entry and token with transformers' loss: half logits, their fp32 copy and log-softmax, the gradients
 USABLE_SHARE = {"cuda": 0.85, "cpu": 0.8}  # of the device's free memory: allocator fragmentation on a GPU, other programs on a CPU
 ADAM_BYTES = 12           # per trainable fp32 weight: its gradient (4) and Adam's two moments (8)
+# On a CPU a micro-batch beyond a few hundred tokens adds no speed (the seed recipe's 8 x 128 keeps two cores
+# busy), so activations are held to this much: LoRA on a 336M model (rinna's medium) in fp32 then peaks under
+# 8 GB RSS, leaving room on a 16 GB CPU Space for the studio beside it (scripts/memory_check.py).
+CPU_ACTIVATION_CAP = 4 * 2**30
 CHECKPOINTING = ("auto", "on", "off")
 
 
@@ -222,13 +226,16 @@ def divisors(n: int) -> list[int]:
 
 def memory_plan(fp: ModelFootprint | None, block: int, blocks_per_step: int, budget: int | None, device: str,
                 checkpointing: str = "auto", micro_batch: int = 0, grad_accum: int = 0,
-                fused_loss: bool = False) -> MemoryPlan:
+                fused_loss: bool = False, activation_cap: int | None = None) -> MemoryPlan:
     """The micro-batch, gradient accumulation and checkpointing for a step of `blocks_per_step`
-    blocks within `budget` bytes. Automatic: the largest micro-batch that divides the step and fits
+    blocks within `budget` bytes (and, when given, at most `activation_cap` bytes beyond the fixed
+    weights and optimizer state). Automatic: the largest micro-batch that divides the step and fits
     without checkpointing; checkpointing ("auto") only when not even one block fits without it.
     A given `micro_batch` or `grad_accum` is kept (checkpointing "auto" still turns on if needed).
     When nothing fits, the smallest setting is returned with `fits` False."""
     choices = {"auto": (False, True), "on": (True,), "off": (False,)}[checkpointing]
+    if fp is not None and budget is not None and activation_cap is not None:
+        budget = min(budget, fixed_bytes(fp) + activation_cap)
 
     def plan(micro: int, ckpt: bool) -> MemoryPlan:
         accum = grad_accum or math.ceil(blocks_per_step / micro)

@@ -44,7 +44,7 @@ from .fused import FUSED_LOSS_CHOICES, fused_loss_trainer, use_fused_loss
 from .lora import LoraSettings, adapted_input_features, adapter_input_bytes, parameter_counts, with_lora
 from .models import DEFAULT_BASE, ModelSource, QLoRAUnavailable, load_model, load_tokenizer_for, qlora_problem, \
     resolve_source
-from .speed import (CHECKPOINTING, ModelFootprint, MemoryPlan, default_batch_size, default_block_size,
+from .speed import (CHECKPOINTING, CPU_ACTIVATION_CAP, ModelFootprint, MemoryPlan, default_batch_size, default_block_size,
                     estimated_tokens, intermediate_size, memory_budget, memory_plan, mfu, peak_memory_mb, scaled_lr,
                     should_compile, smaller_plan, training_bytes)
 
@@ -156,6 +156,7 @@ class Fit:
     footprint: ModelFootprint | None = None
     budget: int | None = None
     fused_loss: bool = False
+    activation_cap: int | None = None  # speed.CPU_ACTIVATION_CAP on a CPU
 
 
 def resolved(s: TrainSettings, device: str, dataset: Dataset, fit: Fit | None = None) -> TrainSettings:
@@ -168,7 +169,7 @@ def resolved(s: TrainSettings, device: str, dataset: Dataset, fit: Fit | None = 
     batch = requested or default_batch_size(device, dataset.block_size, blocks, s.epochs, s.max_steps, fit.parameters)
     batch = min(batch, blocks)  # a step never holds more blocks than there are
     plan = memory_plan(fit.footprint, dataset.block_size, batch, fit.budget, device, s.gradient_checkpointing,
-                       min(s.micro_batch_size, batch), s.grad_accum, fit.fused_loss)
+                       min(s.micro_batch_size, batch), s.grad_accum, fit.fused_loss, fit.activation_cap)
     batch = plan.micro_batch * plan.grad_accum
     lr = s.lr if s.lr is not None else scaled_lr(s.learning_rate, batch * dataset.block_size)
     planned = steps_for(s, blocks, batch) * batch * dataset.block_size
@@ -607,7 +608,8 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
     trainable, total = parameter_counts(model)
     footprint = model_footprint(model, precision, s.dropout)
     fit = Fit(parameters=total, footprint=footprint, budget=memory_budget(device, footprint.weight_bytes),
-              fused_loss=use_fused_loss(s.fused_loss, device, model.config.model_type))
+              fused_loss=use_fused_loss(s.fused_loss, device, model.config.model_type),
+              activation_cap=CPU_ACTIVATION_CAP if device == "cpu" else None)
     requested, s = s, resolved(s, device, dataset, fit)
     if s.gradient_checkpointing == "on":
         enable_checkpointing(model)
@@ -623,8 +625,9 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
               trainable_parameters=trainable, total_parameters=total, estimated_memory_mb=megabytes(estimate),
               memory_budget_mb=megabytes(fit.budget))
     if estimate is not None and fit.budget is not None and estimate > fit.budget:
-        log.write("memory", message=f"even a micro-batch of 1 block is estimated at {megabytes(estimate)} MB, more "
-                                    f"than the {megabytes(fit.budget)} MB this {device} has free; trying anyway")
+        log.write("memory", message=f"a micro-batch of {s.micro_batch_size} block(s) of {s.block_size} tokens is "
+                                    f"estimated at {megabytes(estimate):.0f} MB, more than the {megabytes(fit.budget):.0f} "
+                                    f"MB usable on this {device}; trying anyway")
 
     loss_before = heldout_loss(model, dataset.heldout_blocks, eval_batch_for(s, dataset), dataset.heldout_labels)
     if not resume_from:

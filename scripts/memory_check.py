@@ -1,7 +1,7 @@
 """Peak memory of a LoRA run on a CPU with automatic settings, for the rinna/japanese-gpt2-medium shape
 (336M parameters, random weights; 24 layers, width 1024, vocabulary 32000) and the embedded tokenizer.
 
-    python scripts/memory_check.py [--steps 5] [--method lora] [--threads 2]
+    python scripts/memory_check.py [--steps 5] [--method lora] [--threads 2] [--precision auto]
 
 The training runs in a fresh process (`python -m finetune train`), so the peak resident set size it
 reports in metrics.json (`peak_memory_mb`) is that run's alone: model loading, the held-out evaluation
@@ -50,6 +50,8 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=5, help="optimizer steps (default %(default)s)")
     parser.add_argument("--method", default="lora", choices=["lora", "full"])
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the run (default %(default)s)")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="auto: bf16 on CPUs with AMX/AVX512-BF16, else fp32 (default %(default)s)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="memory-check-") as tmp:
         base, out = Path(tmp) / "medium", Path(tmp) / "run"
@@ -57,6 +59,7 @@ def main() -> int:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(args.threads), "CUDA_VISIBLE_DEVICES": ""}
         cmd = [sys.executable, "-m", "finetune", "train", "--model", str(base), "--data", str(ROOT / "assets" / "corpus"),
                "--out", str(out), "--method", args.method, "--device", "cpu", "--max-steps", str(args.steps),
+               "--precision", args.precision,
                "--heldout", "0.01", "--eval-steps", "1000", "--save-steps", "1000", "--json"]
         result = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
         if result.returncode != 0:

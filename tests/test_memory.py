@@ -73,6 +73,25 @@ def test_xsmall_on_a_cpu_keeps_the_seed_recipes_batch_in_one_pass():
     assert small.fits and small.micro_batch < 8 and small.micro_batch * small.grad_accum == 8
 
 
+def medium_lora(precision_bytes: int) -> ModelFootprint:
+    """rinna/japanese-gpt2-medium (336M) with LoRA r=8 on every linear layer, LoRA dropout on."""
+    parameters, lora = 336_128_000, 3_145_728
+    return ModelFootprint(weight_bytes=precision_bytes * parameters + 4 * lora, trainable=lora, hidden=1024,
+                          layers=24, vocab=32000, intermediate=4096, heads=16, mlp_activations=5,
+                          activation_bytes=precision_bytes, residual_bytes=precision_bytes, adapter_inputs=7168,
+                          adapter_input_bytes=6, attention_dropout=True, half_copies=precision_bytes == 2)
+
+
+def test_on_a_cpu_activations_are_capped_even_with_memory_to_spare():
+    from finetune.speed import CPU_ACTIVATION_CAP, fixed_bytes
+    fp32 = memory_plan(medium_lora(4), 128, 8, 20 * GB, "cpu", activation_cap=CPU_ACTIVATION_CAP)
+    assert (fp32.micro_batch, fp32.grad_accum, fp32.checkpointing) == (4, 2, False)
+    assert fp32.estimated_bytes - fixed_bytes(medium_lora(4)) <= CPU_ACTIVATION_CAP
+    assert memory_plan(medium_lora(4), 128, 8, 20 * GB, "cpu").micro_batch == 8  # without the cap
+    bf16 = memory_plan(medium_lora(2), 128, 8, 20 * GB, "cpu", activation_cap=CPU_ACTIVATION_CAP)
+    assert bf16.micro_batch == 8
+
+
 def test_checkpointing_off_or_on_is_obeyed_and_given_micro_batches_are_kept():
     budget = int(0.85 * 15 * GB)
     off = memory_plan(neox_3_6b(), 1024, 16, budget, "cuda", checkpointing="off")
@@ -347,3 +366,13 @@ def test_a_gpu_capped_by_the_memory_fraction_is_planned_as_the_smaller_gpu(monke
     assert memory_budget("cuda") == int(0.85 * 16 * GB)
     monkeypatch.setattr(torch.cuda, "get_per_process_memory_fraction", lambda: 1.0)
     assert memory_budget("cuda") == int(0.85 * 138 * GB)
+
+
+def test_when_nothing_fits_the_smallest_setting_is_tried_and_the_log_says_so(tiny_model, unseen_text, tmp_path,
+                                                                             monkeypatch):
+    import finetune.train as train_module
+    monkeypatch.setattr(train_module, "memory_budget", lambda device, resident: 1)  # no memory free at all
+    metrics = train(run_settings(tiny_model, unseen_text, tmp_path, max_steps=2, batch_size=4))
+    assert (metrics["micro_batch_size"], metrics["grad_accum_steps"], metrics["gradient_checkpointing"]) == (1, 4, True)
+    warning = [e for e in events(tmp_path) if e["event"] == "memory"]
+    assert len(warning) == 1 and "trying anyway" in warning[0]["message"] and metrics["steps"] == 2
