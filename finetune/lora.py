@@ -1,8 +1,9 @@
 """LoRA settings and the one place a peft LoraConfig is built.
 
 Every linear layer of the transformer is adapted by default (peft's "all-linear", which leaves the
-output layer out), for any architecture: on the embedded model that cut held-out perplexity 20% in
-30 steps where GPT-2's attention projection alone (the former default) cut 8%. `--lora-targets`
+output layer out), for any architecture: on the embedded model (30 steps of 8 x 64 tokens of
+tests/data/unseen-ja.txt, lr 1e-2) that cut held-out perplexity 27% (361 -> 264) where GPT-2's
+attention projection alone (the former default) cut 6% (361 -> 340). `--lora-targets`
 narrows it to named modules (c_attn for GPT-2, query_key_value for GPT-NeoX, q_proj,v_proj for Llama).
 """
 from __future__ import annotations

@@ -83,7 +83,7 @@ PY
 }
 train() {  # NAME ARGS...: a CUDA training run of 20 steps into /tmp/NAME (the first 2 are left out of tokens/s)
   name=$1; shift
-  "$@" --data /tmp/data --out /tmp/$name --device cuda --max-steps 20 --heldout 0.02 --eval-steps 1000 \
+  timeout 150 "$@" --data /tmp/data --out /tmp/$name --device cuda --max-steps 20 --heldout 0.02 --eval-steps 1000 \
     --save-steps 1000 --json > "$OUT/$name.json" 2> "$OUT/$name.err" || { echo "$name failed:"; tail -3 "$OUT/$name.err"; }
   grep -h "^memory:" "$OUT/$name.err"
   [ -f /tmp/$name/metrics.json ] && show $name | tee -a "$OUT/figures.jsonl"
@@ -109,16 +109,19 @@ PY
     --lora-targets query_key_value
   echo "== automatic settings (no size flags)"
   train auto python3 -m finetune train --model /tmp/neox36 --method lora
-  echo "== automatic settings, fused loss off"
+  echo "== automatic settings, fused loss off; and with LoRA dropout 0 (no dropped copy of each adapted input)"
   train auto-unfused python3 -m finetune train --model /tmp/neox36 --method lora --fused-loss off
+  train auto-nodropout python3 -m finetune train --model /tmp/neox36 --method lora --lora-dropout 0
   echo "== automatic settings fitted to a 16 GB GPU"
   train auto-16gb capped 16 train --model /tmp/neox36 --method lora
   python3 - "$OUT/figures.jsonl" <<'PY'
 import json, sys
 runs = {r["run"]: r for r in map(json.loads, open(sys.argv[1]))}
-if "auto" in runs and "hand" in runs:
-    ratio = runs["auto"]["train_tokens_per_second"] / runs["hand"]["train_tokens_per_second"]
-    print(f"automatic / hand-set 8x512 tokens/s: {ratio:.2f} (goal >= 1.3)")
+for auto in ("auto", "auto-unfused", "auto-nodropout"):
+    for hand in ("hand", "hand-qkv"):
+        if auto in runs and hand in runs:
+            ratio = runs[auto]["train_tokens_per_second"] / runs[hand]["train_tokens_per_second"]
+            print(f"{auto} / {hand} (8x512) tokens/s: {ratio:.2f} (goal >= 1.3)")
 if "auto-16gb" in runs:
     peak = runs["auto-16gb"]["peak_memory_mb"] / 1024
     print(f"fitted to 16 GB: peak {peak:.1f} GiB (goal <= 14)")

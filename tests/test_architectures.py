@@ -81,6 +81,9 @@ def test_full_fine_tune_of_each_architecture(arch, bases, unseen_text, tmp_path)
     ids = tokenizer("吾輩は", return_tensors="pt", add_special_tokens=False)["input_ids"]
     assert model.generate(ids, max_new_tokens=4, do_sample=False).shape[1] > ids.shape[1]
     assert (out / "spiece.model").read_bytes() == (bases[arch] / "spiece.model").read_bytes()
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):  # every tokenizer file the base had
+        assert (out / name).is_file(), name
+    assert json.loads((out / "tokenizer_config.json").read_text(encoding="utf-8"))["do_lower_case"] is True
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
