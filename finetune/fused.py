@@ -121,7 +121,10 @@ def loss_difference(model, input_ids, cross_entropy=liger_cross_entropy, dtype=t
     """(transformers' loss, fused loss) of `model` on one batch under `dtype` autocast: the check
     that the fused loss changes nothing but memory (scripts/gpu_check.sh)."""
     device = input_ids.device.type
+    was_training = model.training
+    model.eval()  # no dropout: both losses see the same network
     with torch.no_grad(), torch.autocast(device, dtype=dtype):
         reference = model(input_ids=input_ids, labels=input_ids).loss.item()
         fused, _ = causal_lm_loss(model, output_layer(model), input_ids, input_ids, cross_entropy=cross_entropy)
+    model.train(was_training)
     return reference, fused.item()

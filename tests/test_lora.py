@@ -160,3 +160,13 @@ def test_the_qlora_flow_with_the_4_bit_loader_stood_in_for(tiny_model, unseen_te
     assert metrics["heldout_loss_after"] < metrics["heldout_loss_before"]
     assert (out / "adapter_model.safetensors").is_file() and not (out / "model.safetensors").exists()
     assert json.loads((out / "training_config.json").read_text(encoding="utf-8"))["method"] == "qlora"
+
+
+def test_loss_difference_compares_like_with_like():
+    """The GPU check's comparison (with liger there); here with the plain stand-in, in a model that has dropout."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from finetune.fused import loss_difference
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(vocab_size=200, n_embd=32, n_layer=2, n_head=2, n_positions=64)).train()
+    reference, fused = loss_difference(model, torch.randint(4, 200, (2, 32)), plain_cross_entropy, torch.bfloat16)
+    assert abs(reference - fused) <= 1e-3 and model.training
