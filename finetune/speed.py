@@ -134,9 +134,13 @@ def mfu(tokens_per_second: float, config, block_size: int, device_name: str) -> 
 # ---------------------------------------------------------------------------------------------
 # Memory fitting
 
-ACTIVATION_SLACK = 1.15   # the backward pass's temporaries (gradients of the layer being worked on) over the saved activations
-LOGIT_BYTES = 12          # per vocabulary entry and token with transformers' loss: half logits, their fp32 copy and log-softmax, the gradients
-USABLE_SHARE = {"cuda": 0.85, "cpu": 0.8}  # of the device's free memory: allocator fragmentation on a GPU, other programs on a CPU
+# The backward pass's temporaries (gradients of the layer being worked on) over the saved activations.
+ACTIVATION_SLACK = 1.15
+# Per vocabulary entry and token with transformers' loss: half-precision logits, their fp32 copy and
+# log-softmax, and their gradients.
+LOGIT_BYTES = 12
+# Of the device's free memory: allocator fragmentation on a GPU, other programs on a CPU.
+USABLE_SHARE = {"cuda": 0.85, "cpu": 0.8}
 ADAM_BYTES = 12           # per trainable fp32 weight: its gradient (4) and Adam's two moments (8)
 # On a CPU a micro-batch beyond a few hundred tokens adds no speed (the seed recipe's 8 x 128 keeps two cores
 # busy), so activations are held to this much: LoRA on a 336M model (rinna's medium) in fp32 then peaks under
@@ -155,14 +159,15 @@ class ModelFootprint:
     vocab: int
     intermediate: int
     heads: int
-    mlp_activations: int = 2   # intermediate-sized tensors an MLP keeps: 2 (GELU), 4 (gated, Llama), 5 (GPT-2's tanh GELU, separate ops)
+    # intermediate-sized tensors an MLP keeps: 2 (GELU), 4 (gated, Llama), 5 (GPT-2's tanh GELU in separate ops)
+    mlp_activations: int = 2
     norm_upcast: bool = False  # RMSNorm (Llama) keeps an fp32 copy of its input
     activation_bytes: int = 2  # 2 under bf16/fp16 autocast, 4 in fp32
-    residual_bytes: int = 4    # the hidden states between layers: fp32 when the weights are (or the norms are upcast, QLoRA)
+    residual_bytes: int = 4    # hidden states between layers: fp32 when the weights are (or norms are upcast, QLoRA)
     adapter_inputs: int = 0    # per layer, input features of the LoRA layers
     adapter_input_bytes: int = 0  # what a LoRA layer keeps per input feature (lora.adapter_input_bytes)
     attention_dropout: bool = False  # attention with dropout on a CPU keeps the whole attention matrix
-    half_copies: bool = False  # autocast keeps half-precision copies of fp32 trainable weights (full fine-tune, bf16/fp16)
+    half_copies: bool = False  # autocast keeps half-precision copies of trainable fp32 weights (bf16/fp16)
 
 
 @dataclass(frozen=True)

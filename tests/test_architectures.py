@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import ROOT, build_rinna_like
+from conftest import ROOT
 
 ARCHITECTURES = ("gpt2", "gpt_neox", "llama")
 PROBE = "吾輩は猫である。ABC 鬱蒼とした森"
