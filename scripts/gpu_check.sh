@@ -83,7 +83,7 @@ PY
 }
 train() {  # NAME ARGS...: a CUDA training run of 20 steps into /tmp/NAME (the first 2 are left out of tokens/s)
   name=$1; shift
-  timeout 150 "$@" --data /tmp/data --out /tmp/$name --device cuda --max-steps 20 --heldout 0.02 --eval-steps 1000 \
+  timeout ${RUN_TIMEOUT:-150} "$@" --data /tmp/data --out /tmp/$name --device cuda --max-steps 20 --heldout 0.02 --eval-steps 1000 \
     --save-steps 1000 --json > "$OUT/$name.json" 2> "$OUT/$name.err" || { echo "$name failed:"; tail -3 "$OUT/$name.err"; }
   grep -h "^memory:" "$OUT/$name.err"
   [ -f /tmp/$name/metrics.json ] && show $name | tee -a "$OUT/figures.jsonl"
@@ -131,7 +131,7 @@ fi
 if [ "$section" = qlora ]; then
   python3 -c "import bitsandbytes; print('bitsandbytes', bitsandbytes.__version__)"
   echo "== 3.6B GPT-NeoX QLoRA, automatic settings fitted to 6 GB"
-  train qlora-6gb capped 6 train --model /tmp/neox36 --method qlora
+  RUN_TIMEOUT=300 train qlora-6gb capped 6 train --model /tmp/neox36 --method qlora
   echo "== tiny GPT-2 / GPT-NeoX / Llama QLoRA, 20 steps each, then the merge into bf16"
   python3 - <<'PY'
 import shutil, torch
