@@ -84,8 +84,9 @@ PY
 train() {  # NAME ARGS...: a CUDA training run of 20 steps into /tmp/NAME (the first 2 are left out of tokens/s)
   name=$1; shift
   timeout ${RUN_TIMEOUT:-150} "$@" --data /tmp/data --out /tmp/$name --device cuda --max-steps 20 --heldout 0.02 --eval-steps 1000 \
-    --save-steps 1000 --json > "$OUT/$name.json" 2> "$OUT/$name.err" || { echo "$name failed:"; tail -3 "$OUT/$name.err"; }
-  grep -h "^memory:" "$OUT/$name.err"
+    --save-steps 1000 --json > /tmp/$name.json 2> /tmp/$name.err || { echo "$name failed:"; tail -3 /tmp/$name.err; }
+  { echo "== $name"; tail -20 /tmp/$name.err; } >> "$OUT/runs.log"  # $OUT brings back 8 files at most
+  grep -h '"event": "memory"' /tmp/$name/progress.jsonl 2>/dev/null | cut -c1-400
   [ -f /tmp/$name/metrics.json ] && show $name | tee -a "$OUT/figures.jsonl"
 }
 
@@ -150,10 +151,11 @@ for arch, config in configs.items():
 PY
   for arch in gpt2 gpt_neox llama; do
     python3 -m finetune train --model /tmp/tiny-$arch --method qlora --data assets/corpus --out /tmp/q-$arch \
-      --device cuda --max-steps 20 --lr 2e-3 --block-size 256 --json > "$OUT/q-$arch.json" 2> "$OUT/q-$arch.err" \
-      || tail -3 "$OUT/q-$arch.err"
-    [ -f /tmp/q-$arch/metrics.json ] && show q-$arch
-    python3 -m finetune export --model /tmp/q-$arch --out /tmp/q-$arch-merged.zip --merge > /dev/null 2>> "$OUT/q-$arch.err" \
+      --device cuda --max-steps 20 --lr 2e-3 --block-size 256 --json > /tmp/q-$arch.json 2> /tmp/q-$arch.err \
+      || tail -3 /tmp/q-$arch.err
+    { echo "== q-$arch"; tail -20 /tmp/q-$arch.err; } >> "$OUT/runs.log"
+    [ -f /tmp/q-$arch/metrics.json ] && show q-$arch | tee -a "$OUT/figures.jsonl"
+    python3 -m finetune export --model /tmp/q-$arch --out /tmp/q-$arch-merged.zip --merge > /dev/null 2>> "$OUT/runs.log" \
       && (cd /tmp && python3 -m zipfile -e q-$arch-merged.zip /tmp)
     python3 - $arch <<'PY'
 import sys, torch
