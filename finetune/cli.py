@@ -48,7 +48,9 @@ def train_settings(args):
     return TrainSettings(data=args.data, out=args.out, model=getattr(args, "model", None) or TrainSettings.model,
                          reading=read_options(args),
                          method=getattr(args, "method", "full"), epochs=args.epochs, max_steps=args.max_steps,
-                         block_size=args.block_size, batch_size=args.batch_size, lr=args.lr,
+                         block_size=args.block_size, batch_size=args.batch_size,
+                         micro_batch_size=args.micro_batch_size, grad_accum=args.grad_accum,
+                         gradient_checkpointing=args.gradient_checkpointing, fused_loss=args.fused_loss, lr=args.lr,
                          heldout=args.heldout, seed=args.seed, device=args.device, precision=args.precision,
                          eval_steps=args.eval_steps, save_steps=args.save_steps, warmup_steps=args.warmup_steps,
                          dropout=getattr(args, "dropout", None), compile=getattr(args, "compile", "auto"),
@@ -68,6 +70,22 @@ def print_event(record: dict):
         print(f"training {record['model']} ({record['method']}) on {record['device']}/{record['precision']}: "
               f"{record['train_tokens']} training tokens, {record['heldout_tokens']} held out, "
               f"{record['max_steps']} steps", file=sys.stderr)
+        print(memory_line(record), file=sys.stderr)
+    elif kind == "memory":
+        print(f"memory: {record['message']}", file=sys.stderr)
+
+
+def memory_line(record: dict) -> str:
+    """How a step is split and what it should need: micro-batch, accumulation, checkpointing, trainable weights."""
+    share = record["trainable_parameters"] / max(1, record["total_parameters"])
+    estimate = record.get("estimated_memory_mb")
+    budget = record.get("memory_budget_mb")
+    memory = f", about {estimate:.0f} MB of {budget:.0f} MB usable" if estimate and budget else ""
+    return (f"{record['batch_size']} blocks of {record['block_size']} tokens per step = micro-batch "
+            f"{record['micro_batch_size']} x {record['grad_accum_steps']} accumulation, gradient checkpointing "
+            f"{'on' if record['gradient_checkpointing'] else 'off'}, fused loss {'on' if record['fused_loss'] else 'off'}"
+            f"{memory}; trainable parameters {record['trainable_parameters']:,} of {record['total_parameters']:,} "
+            f"({100 * share:.2f}%)")
 
 
 def tokenizing_bar():
@@ -238,7 +256,18 @@ def add_training_flags(p, required=True):
     p.add_argument("--block-size", type=int, default=T.block_size,
                    help="tokens per block (default 0 = auto: 128 on CPU, up to 1024 on GPU)")
     p.add_argument("--batch-size", type=int, default=T.batch_size,
-                   help="blocks per step (default 0 = auto: 8 on CPU, up to 64x1024 tokens on GPU)")
+                   help="blocks per optimizer step (default 0 = auto: 8 on CPU; on GPU up to 64x1024 tokens, fewer "
+                        "for models over 800M parameters)")
+    p.add_argument("--micro-batch-size", type=int, default=T.micro_batch_size,
+                   help="blocks per forward pass (default 0 = auto: the most that fit in free memory; halved and "
+                        "retried if the first steps run out of memory)")
+    p.add_argument("--grad-accum", type=int, default=T.grad_accum,
+                   help="micro-batches per optimizer step (default 0 = auto: batch size / micro-batch size)")
+    p.add_argument("--gradient-checkpointing", default=T.gradient_checkpointing, choices=["auto", "on", "off"],
+                   help="recompute activations to save memory (auto: only when one block does not fit otherwise)")
+    p.add_argument("--fused-loss", default=T.fused_loss, choices=["auto", "on", "off"],
+                   help="output layer and loss fused in chunks with liger-kernel (auto: on a CUDA GPU where it is "
+                        "installed; off on CPU)")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 5e-5 full, 2e-4 LoRA, times sqrt(tokens per step / 1024))")
     p.add_argument("--heldout", type=float, default=T.heldout, help="held-out share (default %(default)s)")
@@ -257,7 +286,9 @@ def add_training_flags(p, required=True):
     p.add_argument("--lora-r", type=int, default=defaults.r, help="LoRA rank (default %(default)s)")
     p.add_argument("--lora-alpha", type=int, default=defaults.alpha, help="LoRA alpha (default %(default)s)")
     p.add_argument("--lora-dropout", type=float, default=defaults.dropout, help="LoRA dropout (default %(default)s)")
-    p.add_argument("--lora-targets", default="", help="comma-separated module names (default: per architecture)")
+    p.add_argument("--lora-targets", default="",
+                   help="comma-separated module names to adapt, e.g. c_attn or q_proj,v_proj (default: every linear "
+                        "layer except the output layer)")
 
 
 def build_parser() -> Parser:
@@ -275,9 +306,11 @@ def build_parser() -> Parser:
     p.add_argument("--model", default=DEFAULT_BASE, help="Hub id or folder (default %(default)s)")
     p.add_argument("text", help="the text to tokenize")
 
-    p = command("train", cmd_train, "fine-tune a model on text files (full or LoRA)")
+    p = command("train", cmd_train, "fine-tune a model on text files (full, LoRA or QLoRA)")
     p.add_argument("--model", default=DEFAULT_BASE, help="base model: Hub id or folder (default %(default)s)")
-    p.add_argument("--method", default="full", choices=["full", "lora"])
+    p.add_argument("--method", default="full", choices=["full", "lora", "qlora"],
+                   help="full: every weight; lora: a small adapter; qlora: an adapter on a 4-bit base "
+                        "(CUDA and bitsandbytes: pip install -r requirements-gpu.txt)")
     p.add_argument("--resume", metavar="DIR", help="continue an interrupted run from its last checkpoint")
     add_training_flags(p, required=False)
 

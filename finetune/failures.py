@@ -57,12 +57,20 @@ def free_bytes(folder: Path) -> int:
 
 
 def out_of_memory_error(s, cuda: bool) -> OutOfMemory:
-    """The error to show for an allocation failure, naming the settings that use the memory."""
+    """The error to show for an allocation failure, naming the settings that use the memory. By the
+    time it is shown, an automatic micro-batch has already been halved down to what the message says."""
     where = "on the GPU" if cuda else "in CPU memory"
+    micro = getattr(s, "micro_batch_size", 0)
+    tried = ""
+    if micro:
+        checkpointing = " with gradient checkpointing" if getattr(s, "gradient_checkpointing", "") == "on" else ""
+        tried = f" (micro-batch of {micro} block{'s' if micro > 1 else ''}{checkpointing})"
     advice = f"lower the batch size (now {s.batch_size}) or the block size (now {s.block_size} tokens)"
     if s.method == "full":
         advice += ", or switch to LoRA (--method lora), which needs far less memory for optimizer state"
-    return OutOfMemory(f"out of memory {where} while training: {advice}")
+    elif s.method == "lora" and cuda:
+        advice += ", or use QLoRA (--method qlora), which keeps the base model in 4 bits"
+    return OutOfMemory(f"out of memory {where} while training{tried}: {advice}")
 
 
 def disk_full_error(out: Path, cut_short: list[str]) -> DiskFull:

@@ -16,6 +16,7 @@ Models that need their own Python code are never loaded (trust_remote_code=False
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import pickle
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from .errors import ModelNotAvailable
+from .errors import FinetuneError, ModelNotAvailable
 from .tokens import Parity, load_tokenizer
 
 DEFAULT_BASE = "rinna/japanese-gpt2-xsmall"
@@ -103,12 +104,41 @@ def resolve_source(name: str) -> ModelSource:
     return ModelSource(name, name, False)
 
 
-def load_model(source: ModelSource, device: str = "cpu", dtype=None):
-    """The model on `device`, in fp32 unless `dtype` says otherwise (training keeps fp32 master
-    weights; autocast does the fast math). LoRA folders come back as a PeftModel."""
+class QLoRAUnavailable(FinetuneError):
+    """QLoRA cannot run here: no CUDA GPU, or bitsandbytes is not installed."""
+
+
+def qlora_problem(device: str) -> str | None:
+    """Why 4-bit QLoRA training cannot run on `device`, or None when it can."""
+    if device != "cuda":
+        return ("QLoRA (--method qlora) needs a CUDA GPU: bitsandbytes' 4-bit weights do not train on a CPU; "
+                "use --method lora there")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        return ("QLoRA (--method qlora) needs the bitsandbytes package, which is not installed: "
+                "pip install -r requirements-gpu.txt")
+    return None
+
+
+def quantization_config(compute_dtype):
+    """4-bit NF4 weights with bf16 (or fp16) matrix math, and 8-bit quantization constants: the
+    QLoRA paper's recipe."""
+    from transformers import BitsAndBytesConfig
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=compute_dtype,
+                              bnb_4bit_use_double_quant=True)
+
+
+def load_model(source: ModelSource, device: str = "cpu", dtype=None, quantized: bool = False):
+    """The model on `device`, in fp32 unless `dtype` says otherwise (a full fine-tune keeps fp32
+    master weights and autocast does the fast math; LoRA's frozen base may be bf16). `quantized`:
+    the linear layers in 4-bit NF4 on the current GPU with `dtype` as the compute type (QLoRA).
+    LoRA folders come back as a PeftModel."""
     import torch
     from transformers import AutoModelForCausalLM
     dtype = dtype or torch.float32
+    if quantized:
+        problem = qlora_problem(device)
+        if problem:
+            raise QLoRAUnavailable(problem)
     if source.adapter:
         from peft import PeftModel
         base = load_model(resolve_source(source.base), device, dtype)
@@ -119,14 +149,16 @@ def load_model(source: ModelSource, device: str = "cpu", dtype=None):
     try:
         # trust_remote_code=False, never left unset: unset, transformers asks on a terminal whether to
         # run the model's own Python code. A model that needs it is refused (ValueError).
+        placement = {"quantization_config": quantization_config(dtype),
+                     "device_map": {"": torch.cuda.current_device()}} if quantized else {}
         model = AutoModelForCausalLM.from_pretrained(
             source.path, local_files_only=source.local_files_only, dtype=dtype, trust_remote_code=False,
-            weights_only=True)
+            weights_only=True, **placement)
     except pickle.UnpicklingError as err:
         raise pickle_refused(source) from err
     except (OSError, ValueError) as err:
         raise ModelNotAvailable(f"cannot load model {source.name}: {first_line(err)}") from err
-    return model.to(device)
+    return model if quantized else model.to(device)  # a 4-bit model is placed while loading and cannot move
 
 
 def pickle_refused(source: ModelSource) -> ModelNotAvailable:

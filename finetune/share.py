@@ -288,10 +288,17 @@ def write_adapter(folder: ModelFolder, dest_dir: Path, base_ref: str):
     write_json(dest_dir / "adapter_config.json", config)
 
 
+def merge_dtype(folder: ModelFolder):
+    """The dtype a merged model is saved in: bf16 for a QLoRA run (its base was trained through
+    bf16 math; the base is reloaded unquantized in bf16, never merged into 4-bit weights), else fp32."""
+    import torch
+    return torch.bfloat16 if folder.config.get("method") == "qlora" else torch.float32
+
+
 def write_merged(folder: ModelFolder, dest_dir: Path):
     """The LoRA folded into its base weights (peft merge_and_unload), saved as a plain model."""
     from .models import load_model, resolve_source
-    model = load_model(resolve_source(str(folder.path)), "cpu")
+    model = load_model(resolve_source(str(folder.path)), "cpu", merge_dtype(folder))
     merged = model.merge_and_unload()
     merged.save_pretrained(str(dest_dir))
     log.info("merged the adapter into %s", folder.base_name)

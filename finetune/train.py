@@ -1,18 +1,28 @@
-"""Fine-tune a causal LM on packed text blocks with transformers' Trainer, full or LoRA.
+"""Fine-tune a causal LM on packed text blocks with transformers' Trainer: full, LoRA, or QLoRA
+(LoRA on a base loaded in 4-bit NF4; CUDA and bitsandbytes only).
 
 A run writes into its output folder:
-  progress.jsonl        one JSON object per event (start, step, eval, done/stopped/error): any UI follows it
-  model.safetensors     (full) or adapter_model.safetensors + adapter_config.json (LoRA), config files
-  tokenizer files       the (repaired) tokenizer, plus the sentencepiece model when there is one
+  progress.jsonl        one JSON object per event (start, memory, step, eval, done/stopped/error): any UI follows it
+  model.safetensors     (full) or adapter_model.safetensors + adapter_config.json (LoRA, QLoRA), config files
+  tokenizer files       the (repaired) tokenizer, plus every other tokenizer file the base had
+                        (spiece.model included, also for a base from the Hub)
   training_config.json  the settings as resolved (device, precision, learning rate …)
   metrics.json          before/after held-out loss and perplexity, tokens, speed
 A file named STOP in the output folder (or a set `stop` event) ends training after the current step,
 and the run is saved as usual.
+
+Memory: the micro-batch (blocks per forward pass), gradient accumulation and gradient checkpointing
+are fitted to the device's free memory (finetune/speed.py, `memory_plan`). If the first steps run
+out of memory anyway, the micro-batch is halved and training starts again (a "memory" event in
+progress.jsonl says so); only when even one block with checkpointing fails does the run stop with
+the out-of-memory message. A LoRA run keeps its frozen base in bf16/fp16 when it trains in that
+precision (half the memory of fp32 weights); a full fine-tune keeps fp32 master weights.
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import json
 import logging
 import math
@@ -29,15 +39,20 @@ from .data import Dataset, build_dataset, read_documents
 from .devices import fast_precision, resolve_device
 from .errors import FinetuneError
 from .evaluate import heldout_loss, perplexity
-from .failures import complete_checkpoints, discard_partial_saves, explained
+from .failures import complete_checkpoints, discard_partial_saves, explained, is_out_of_memory
 from .formats import ReadOptions
-from .lora import LoraSettings, lora_config
-from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
-from .speed import default_batch_size, default_block_size, estimated_tokens, mfu, scaled_lr, should_compile
-from .tokens import find_spm_file
+from .fused import FUSED_LOSS_CHOICES, fused_loss_trainer, use_fused_loss
+from .lora import LoraSettings, adapted_input_features, adapter_input_bytes, parameter_counts, with_lora
+from .models import DEFAULT_BASE, ModelSource, QLoRAUnavailable, load_model, load_tokenizer_for, qlora_problem, \
+    resolve_source
+from .speed import (CHECKPOINTING, CPU_ACTIVATION_CAP, ModelFootprint, MemoryPlan, default_batch_size, default_block_size,
+                    estimated_tokens, intermediate_size, memory_budget, memory_plan, mfu, peak_memory_mb, scaled_lr,
+                    should_compile, smaller_plan, training_bytes)
 
-METHODS = ("full", "lora")
+METHODS = ("full", "lora", "qlora")
+ADAPTER_METHODS = ("lora", "qlora")  # methods whose output is a peft adapter
 COMPILE_CHOICES = ("auto", "on", "off")
+RETRY_STEPS = 10  # an out-of-memory error within this many steps of a start is retried with a smaller micro-batch
 EVAL_TOKENS = 16 * 1024  # tokens per held-out batch: its fp32 logits stay near 2 GB with a 32k vocabulary
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STOP_FILE = "STOP"
@@ -54,13 +69,25 @@ class TrainSettings:
     data: list[str] = field(default_factory=list, metadata={"help": "text files or folders of .txt files"})
     out: str = field(default="", metadata={"help": "output folder for the trained model"})
     model: str = field(default=DEFAULT_BASE, metadata={"help": "base model: Hub id or local folder"})
-    method: str = field(default="full", metadata={"help": "full (all weights) or lora (small adapter)"})
+    method: str = field(default="full", metadata={
+        "help": "full (all weights), lora (small adapter) or qlora (adapter on a 4-bit base; CUDA and bitsandbytes)"})
     epochs: float = field(default=3.0, metadata={"help": "passes over the training blocks"})
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps; > 0 overrides epochs"})
     block_size: int = field(default=0, metadata={
         "help": "tokens per training block; 0 = auto (128 on CPU as in the seed recipe, up to 1024 on GPU)"})
     batch_size: int = field(default=0, metadata={
-        "help": "blocks per optimizer step; 0 = auto (8 on CPU, up to 64x1024 tokens on GPU)"})
+        "help": "blocks per optimizer step; 0 = auto (8 on CPU; on GPU up to 64x1024 tokens, fewer for models "
+                "over 800M parameters)"})
+    micro_batch_size: int = field(default=0, metadata={
+        "help": "blocks per forward pass; 0 = auto (the most that fit in the device's free memory)"})
+    grad_accum: int = field(default=0, metadata={
+        "help": "micro-batches per optimizer step (gradient accumulation); 0 = auto (batch size / micro-batch)"})
+    gradient_checkpointing: str = field(default="auto", metadata={
+        "help": "recompute activations in the backward pass to save memory: auto (only when one block does not "
+                "fit otherwise), on, off"})
+    fused_loss: str = field(default="auto", metadata={
+        "help": "output layer and loss computed together in chunks (liger-kernel), saving the logits' memory: "
+                "auto (on a CUDA GPU where liger-kernel is installed), on, off"})
     lr: float | None = field(default=None, metadata={
         "help": "learning rate; default 5e-5 full, 2e-4 LoRA, scaled up with sqrt(tokens per step / 1024)"})
     heldout: float = field(default=0.1, metadata={"help": "share of the text held out to measure the result"})
@@ -94,6 +121,18 @@ class TrainSettings:
             raise ValueError(f"block size must be 0 (auto) or at least 8 tokens, got {self.block_size}")
         if self.batch_size < 0:
             raise ValueError(f"batch size must be 0 (auto) or at least 1, got {self.batch_size}")
+        if self.micro_batch_size < 0 or self.grad_accum < 0:
+            raise ValueError("micro-batch size and gradient accumulation must be 0 (auto) or at least 1")
+        if self.batch_size and self.micro_batch_size > self.batch_size:
+            raise ValueError(f"micro-batch size {self.micro_batch_size} is larger than the batch size {self.batch_size}")
+        if self.batch_size and self.micro_batch_size and self.grad_accum \
+                and self.micro_batch_size * self.grad_accum != self.batch_size:
+            raise ValueError(f"batch size {self.batch_size} is not micro-batch size {self.micro_batch_size} x "
+                             f"gradient accumulation {self.grad_accum}; give two of the three")
+        if self.gradient_checkpointing not in CHECKPOINTING:
+            raise ValueError(f"gradient checkpointing must be one of {CHECKPOINTING}, got {self.gradient_checkpointing!r}")
+        if self.fused_loss not in FUSED_LOSS_CHOICES:
+            raise ValueError(f"fused loss must be one of {FUSED_LOSS_CHOICES}, got {self.fused_loss!r}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.compile not in COMPILE_CHOICES:
@@ -106,19 +145,78 @@ class TrainSettings:
     @property
     def learning_rate(self) -> float:
         """The learning rate for a seed-sized step (8 x 128 tokens); `resolved` scales the default."""
-        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 5e-5)
+        return self.lr if self.lr is not None else (2e-4 if self.adapter else 5e-5)
+
+    @property
+    def adapter(self) -> bool:
+        """Does this run train a LoRA adapter (lora, qlora) rather than every weight?"""
+        return self.method in ADAPTER_METHODS
 
 
-def resolved(s: TrainSettings, device: str, dataset: Dataset) -> TrainSettings:
-    """`s` with the automatic choices made for this device and data: batch size, learning rate and
-    torch.compile (the block size was fixed when the data was packed)."""
-    batch = s.batch_size or default_batch_size(device, dataset.block_size, len(dataset.train_blocks),
-                                               s.epochs, s.max_steps)
-    batch = min(batch, len(dataset.train_blocks))  # a step never holds more blocks than there are
+@dataclass(frozen=True)
+class Fit:
+    """What memory fitting knows about a run: the model's size and footprint, the device's budget,
+    and whether the loss is fused."""
+    parameters: int = 0
+    footprint: ModelFootprint | None = None
+    budget: int | None = None
+    fused_loss: bool = False
+    activation_cap: int | None = None  # speed.CPU_ACTIVATION_CAP on a CPU
+
+
+def resolved(s: TrainSettings, device: str, dataset: Dataset, fit: Fit | None = None) -> TrainSettings:
+    """`s` with the automatic choices made for this device, model and data: blocks per step (by
+    model size), micro-batch, gradient accumulation and checkpointing (by free memory), learning
+    rate, torch.compile and the fused loss (the block size was fixed when the data was packed)."""
+    fit = fit or Fit()
+    blocks = len(dataset.train_blocks)
+    requested = s.batch_size or s.micro_batch_size * s.grad_accum
+    batch = requested or default_batch_size(device, dataset.block_size, blocks, s.epochs, s.max_steps, fit.parameters)
+    batch = min(batch, blocks)  # a step never holds more blocks than there are
+    plan = memory_plan(fit.footprint, dataset.block_size, batch, fit.budget, device, s.gradient_checkpointing,
+                       min(s.micro_batch_size, batch), s.grad_accum, fit.fused_loss, fit.activation_cap)
+    batch = plan.micro_batch * plan.grad_accum
     lr = s.lr if s.lr is not None else scaled_lr(s.learning_rate, batch * dataset.block_size)
-    planned = steps_for(s, len(dataset.train_blocks), batch) * batch * dataset.block_size
+    planned = steps_for(s, blocks, batch) * batch * dataset.block_size
     compile_ = "on" if should_compile(s.compile, device, planned) else "off"
-    return dataclasses.replace(s, block_size=dataset.block_size, batch_size=batch, lr=lr, compile=compile_)
+    return dataclasses.replace(s, block_size=dataset.block_size, batch_size=batch, micro_batch_size=plan.micro_batch,
+                               grad_accum=plan.grad_accum, gradient_checkpointing=on_off(plan.checkpointing),
+                               fused_loss=on_off(fit.fused_loss), lr=lr, compile=compile_)
+
+
+def on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def estimated_bytes(s: TrainSettings, fit: Fit, device: str) -> int | None:
+    """The memory estimate for resolved settings `s` (None without a footprint)."""
+    if fit.footprint is None:
+        return None
+    return training_bytes(fit.footprint, s.micro_batch_size, s.block_size, device, s.gradient_checkpointing == "on",
+                          s.fused_loss == "on")
+
+
+def model_footprint(model, precision: str, dropout: float | None) -> ModelFootprint:
+    """The memory footprint of `model` as it will be trained (after LoRA is applied), for speed.memory_plan."""
+    config = model.config
+    trainable, _ = parameter_counts(model)
+    names = [name for name, _ in model.named_modules()]
+    gated = any(name.endswith(("gate_proj", "gate_up_proj")) for name in names)
+    gelu_ops = getattr(config, "activation_function", "") == "gelu_new"  # GPT-2's tanh GELU, written as separate ops
+    attention_dropout = dropout if dropout is not None else (
+        getattr(config, "attn_pdrop", None) or getattr(config, "attention_dropout", 0.0) or 0.0)
+    embeddings = model.get_input_embeddings().weight
+    half = precision in ("bf16", "fp16")
+    return ModelFootprint(
+        weight_bytes=sum(p.numel() * p.element_size() for p in model.parameters()), trainable=trainable,
+        hidden=config.hidden_size, layers=config.num_hidden_layers, vocab=config.vocab_size,
+        intermediate=intermediate_size(config), heads=config.num_attention_heads,
+        mlp_activations=4 if gated else 5 if gelu_ops else 2,
+        norm_upcast=any(type(m).__name__.endswith("RMSNorm") for m in model.modules()),
+        activation_bytes=2 if half else 4, residual_bytes=embeddings.element_size(),
+        adapter_inputs=adapted_input_features(model) // max(1, config.num_hidden_layers),
+        adapter_input_bytes=adapter_input_bytes(model),
+        attention_dropout=attention_dropout > 0, half_copies=half)
 
 
 def set_dropout(model, p: float):
@@ -284,7 +382,8 @@ def training_arguments(s: TrainSettings, device: str, precision: str, checkpoint
     eval_steps = eval_interval(s, total_steps)
     return TrainingArguments(
         output_dir=str(checkpoints),
-        per_device_train_batch_size=s.batch_size,
+        per_device_train_batch_size=s.micro_batch_size or s.batch_size,
+        gradient_accumulation_steps=s.grad_accum or 1,
         learning_rate=s.learning_rate,
         num_train_epochs=s.epochs,
         max_steps=s.max_steps,
@@ -322,17 +421,23 @@ def resolve_precision(requested: str, device: str) -> str:
 
 
 def steps_for(s: TrainSettings, blocks: int, batch_size: int | None = None) -> int:
-    """Optimizer steps the run will take (as Trainer counts them)."""
+    """Optimizer steps the run will take (as Trainer counts them: micro-batches per epoch, then
+    optimizer steps of `grad_accum` micro-batches, a short last one included)."""
     if s.max_steps > 0:
         return s.max_steps
     batch = batch_size or s.batch_size
-    per_epoch = blocks // batch if s.compile == "on" and blocks >= batch else math.ceil(blocks / batch)
+    micro = min(s.micro_batch_size, batch) or batch
+    accum = math.ceil(batch / micro)
+    micro_batches = blocks // micro if s.compile == "on" and blocks >= micro else math.ceil(blocks / micro)
+    per_epoch = math.ceil(micro_batches / accum)
     return max(1, math.ceil(per_epoch * s.epochs))
 
 
 def save_result(trainer, tokenizer, source: ModelSource, out: Path):
     """Write the final model and tokenizer to a temporary folder, then move the files into `out`
-    so that `out` never holds a half-written model. Every rank calls it; only rank 0 writes."""
+    so that `out` never holds a half-written model. Every rank calls it; only rank 0 writes.
+    Tokenizer files of the base that the tokenizer does not write itself (spiece.model, and the
+    like) are copied, so the output tokenizes exactly as its base and the parity check works on it."""
     staging = out / ".saving"
     if trainer.is_world_process_zero():
         shutil.rmtree(staging, ignore_errors=True)
@@ -340,13 +445,62 @@ def save_result(trainer, tokenizer, source: ModelSource, out: Path):
     if not trainer.is_world_process_zero():
         return
     tokenizer.save_pretrained(str(staging))
-    spm_file = find_spm_file(source.path) if Path(source.path).is_dir() else None
-    if spm_file is not None:
-        shutil.copy(spm_file, staging / spm_file.name)
+    base_files = base_tokenizer_files(source)
+    for name, path in base_files.items():
+        if not (staging / name).exists():
+            shutil.copy(path, staging / name)
+    if "tokenizer_config.json" in base_files:
+        keep_lowercasing(base_files["tokenizer_config.json"], staging / "tokenizer_config.json")
     (staging / "training_args.bin").unlink(missing_ok=True)  # a pickle; training_config.json says it all
     for item in staging.iterdir():
         os.replace(item, out / item.name)
     staging.rmdir()
+
+
+def base_tokenizer_files(source: ModelSource) -> dict[str, Path]:
+    """The tokenizer files (share.TOKENIZER_FILES) a base model has: from its folder, or for a Hub id
+    from the local Hub cache, fetching those not cached yet when the Hub was reachable."""
+    from .share import TOKENIZER_FILES
+    folder = Path(source.path)
+    if folder.is_dir():
+        return {name: folder / name for name in TOKENIZER_FILES if (folder / name).is_file()}
+    found = {}
+    for name in TOKENIZER_FILES:
+        path = hub_file(source, name)
+        if path is not None:
+            found[name] = path
+    return found
+
+
+def keep_lowercasing(base_config: Path, saved_config: Path):
+    """Carry the base's `do_lower_case` into the saved tokenizer_config.json: the saved tokenizer
+    lower-cases by itself (tokens.repaired_tokenizer), and the parity check needs the flag to compare
+    it with sentencepiece on lower-cased text."""
+    lowercase = json.loads(base_config.read_text(encoding="utf-8")).get("do_lower_case")
+    if lowercase is None or not saved_config.is_file():
+        return
+    config = json.loads(saved_config.read_text(encoding="utf-8"))
+    config["do_lower_case"] = lowercase
+    saved_config.write_text(json.dumps(config, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def hub_file(source: ModelSource, name: str) -> Path | None:
+    """One file of a Hub model: its cached copy, else (Hub reachable) downloaded; None if the repo
+    has no such file or it cannot be fetched now."""
+    from huggingface_hub import hf_hub_download, try_to_load_from_cache
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    cached = try_to_load_from_cache(source.path, name)
+    if isinstance(cached, str):
+        return Path(cached)
+    if cached is not None or source.local_files_only:
+        return None  # known to be missing, or offline: what the cache holds is all there is
+    try:
+        return Path(hf_hub_download(source.path, name))
+    except (EntryNotFoundError, LocalEntryNotFoundError):
+        return None
+    except (HfHubHTTPError, OSError) as err:
+        logger.warning("could not fetch %s of %s: %s", name, source.path, err)
+        return None
 
 
 def write_json(path: Path, data: dict):
@@ -433,10 +587,14 @@ def log_failure(log: ProgressLog, failure: Exception):
 
 def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset | None,
                  stop: threading.Event, base_label: str, progress=None) -> dict:
-    from transformers import PrinterCallback, Trainer, set_seed
+    from transformers import set_seed
     device = resolve_device(s.device)
+    if s.method == "qlora" and qlora_problem(device):
+        raise QLoRAUnavailable(qlora_problem(device))
     precision = resolve_precision(s.precision, device)
     set_seed(s.seed)
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
     resume_from = last_checkpoint(out) if s.resume else None
     if s.resume and resume_from is None:
         raise FinetuneError(f"{out} has no checkpoint to resume from (checkpoints are written every {s.save_steps} steps)")
@@ -445,59 +603,183 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
     if source.adapter:
         raise FinetuneError(f"{s.model} is a LoRA adapter; train from its base model ({source.base}) instead")
     tokenizer, parity = load_tokenizer_for(source)
-    model = load_model(source, device)
+    model = load_model(source, device, weight_dtype(s.method, precision), quantized=s.method == "qlora")
     if s.dropout is not None:
         set_dropout(model, s.dropout)
     if dataset is None:
         documents = read_documents(s.data, s.reading)
         dataset = build_dataset(documents, tokenizer, block_size_for(s, device, model, documents), s.heldout,
                                 s.seed, progress)
-    s = resolved(s, device, dataset)
+    model = trainable_model(model, s)
+    trainable, total = parameter_counts(model)
+    footprint = model_footprint(model, precision, s.dropout)
+    fit = Fit(parameters=total, footprint=footprint, budget=memory_budget(device, footprint.weight_bytes),
+              fused_loss=use_fused_loss(s.fused_loss, device, model.config.model_type),
+              activation_cap=CPU_ACTIVATION_CAP if device == "cpu" else None)
+    requested, s = s, resolved(s, device, dataset, fit)
+    if s.gradient_checkpointing == "on":
+        enable_checkpointing(model)
     total_steps = steps_for(s, len(dataset.train_blocks))
-    if is_main_process():
-        write_json(out / CONFIG_FILE, asdict(s) | {
-            "resume": False, "base_model": base_label, "device": device, "precision": precision,
-            "heldout_documents": dataset.heldout_documents})
+    write_config(out, s, base_label, device, precision, dataset)
+    estimate = estimated_bytes(s, fit, device)
     log.write("resume" if resume_from else "start", model=base_label, method=s.method, device=device,
               precision=precision, block_size=s.block_size, batch_size=s.batch_size, lr=s.learning_rate,
               compile=s.compile, max_steps=total_steps, train_tokens=dataset.train_tokens,
-              heldout_tokens=dataset.heldout_tokens, tokenizer_parity=parity.status, checkpoint=resume_from)
+              heldout_tokens=dataset.heldout_tokens, tokenizer_parity=parity.status, checkpoint=resume_from,
+              micro_batch_size=s.micro_batch_size, grad_accum_steps=s.grad_accum,
+              gradient_checkpointing=s.gradient_checkpointing == "on", fused_loss=s.fused_loss == "on",
+              trainable_parameters=trainable, total_parameters=total, estimated_memory_mb=megabytes(estimate),
+              memory_budget_mb=megabytes(fit.budget))
+    if estimate is not None and fit.budget is not None and estimate > fit.budget:
+        log.write("memory", message=f"a micro-batch of {s.micro_batch_size} block(s) of {s.block_size} tokens is "
+                                    f"estimated at {megabytes(estimate):.0f} MB, more than the {megabytes(fit.budget):.0f} "
+                                    f"MB usable on this {device}; trying anyway")
 
-    eval_batch = max(1, min(s.batch_size, EVAL_TOKENS // dataset.block_size))
-    loss_before = heldout_loss(model, dataset.heldout_blocks, eval_batch, dataset.heldout_labels)
+    loss_before = heldout_loss(model, dataset.heldout_blocks, eval_batch_for(s, dataset), dataset.heldout_labels)
     if not resume_from:
         log.write("eval", step=0, heldout_loss=loss_before, heldout_perplexity=perplexity(loss_before))
-    if s.method == "lora":
-        from peft import get_peft_model
-        model = get_peft_model(model, lora_config(s.lora, model.config.model_type))
-
-    callback = make_callback(log, out, stop, s.batch_size * dataset.block_size, dataset, eval_batch,
-                             eval_interval(s, total_steps))
-    args = training_arguments(s, device, precision, out / "checkpoints", total_steps)
-    trainer = Trainer(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks, dataset.train_labels),
-                      callbacks=[callback])
-    trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
-    started = time.perf_counter()
-    with compile_fallback():
-        result = trainer.train(resume_from_checkpoint=resume_from)
-    seconds = time.perf_counter() - started
+    trainer, callback, result, seconds, s, retries = train_fitting_memory(
+        model, s, requested, fit, dataset, device, precision, out, log, stop, total_steps, resume_from, base_label)
     if callback.diverged_at is not None:
         raise Diverged(
             f"the loss became NaN/inf at step {callback.diverged_at}: the learning rate ({s.learning_rate}) is "
             f"probably too high, or fp16 overflowed (try bf16/fp32); the last good checkpoint is kept in "
             f"{out / 'checkpoints'}")
 
-    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, eval_batch, dataset.heldout_labels)
+    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, eval_batch_for(s, dataset), dataset.heldout_labels)
     metrics = run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after,
                           device, precision, parity.status, trainer.args.world_size)
     metrics["mfu"] = training_mfu(metrics["train_tokens_per_second"], model, dataset.block_size, device,
                                   trainer.args.world_size)
+    metrics.update(micro_batch_size=s.micro_batch_size, grad_accum_steps=s.grad_accum,
+                   gradient_checkpointing=s.gradient_checkpointing == "on", peak_memory_mb=peak_memory_mb(device),
+                   trainable_parameters=trainable, total_parameters=total, fused_loss=s.fused_loss == "on",
+                   estimated_memory_mb=megabytes(estimated_bytes(s, fit, device)), memory_retries=retries)
     save_result(trainer, tokenizer, source, out)
     if trainer.is_world_process_zero():
         write_json(out / METRICS_FILE, metrics)  # before the checkpoints go: a full disk here leaves them
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
     log.write("stopped" if callback.stopped else "done", **metrics)
     return metrics
+
+
+def megabytes(n: int | None) -> float | None:
+    return None if n is None else round(n / 2**20, 1)
+
+
+def weight_dtype(method: str, precision: str):
+    """The dtype the base is loaded in: fp32 master weights for a full fine-tune; for LoRA and
+    QLoRA (compute type of the 4-bit layers) the training precision, since only the fp32 adapter
+    is updated and bf16/fp16 halve the frozen base's memory."""
+    if method == "full" or precision == "fp32":
+        return torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def trainable_model(model, s: TrainSettings):
+    """The model as it is trained: itself (full), or wrapped with LoRA adapters (lora; qlora after
+    peft's preparation of a 4-bit model: fp32 norms and embeddings, inputs that carry gradients)."""
+    if not s.adapter:
+        return model
+    if s.method == "qlora":
+        from peft import prepare_model_for_kbit_training
+        # checkpointing is the memory plan's choice (enable_checkpointing), not peft's default
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return with_lora(model, s.lora)
+
+
+def enable_checkpointing(model):
+    """Gradient (activation) checkpointing on every layer of `model` (or the base of a peft model),
+    non-reentrant: that kind needs no gradient on the inputs, so frozen embeddings (LoRA) work."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    kwargs = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers 5.24 and later
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    base.config.use_cache = False  # no generation while training; the cache would hold memory
+
+
+def eval_batch_for(s: TrainSettings, dataset: Dataset) -> int:
+    """Blocks per held-out batch: no more than a training micro-batch (which fits), nor EVAL_TOKENS."""
+    return max(1, min(s.micro_batch_size or s.batch_size, EVAL_TOKENS // dataset.block_size))
+
+
+def write_config(out: Path, s: TrainSettings, base_label: str, device: str, precision: str, dataset: Dataset):
+    if is_main_process():
+        write_json(out / CONFIG_FILE, asdict(s) | {
+            "resume": False, "base_model": base_label, "device": device, "precision": precision,
+            "heldout_documents": dataset.heldout_documents})
+
+
+def build_trainer(model, s: TrainSettings, dataset: Dataset, device: str, precision: str, out: Path,
+                  log: ProgressLog, stop: threading.Event, total_steps: int):
+    """A Trainer (with the fused loss when it is on) and its progress callback."""
+    from transformers import PrinterCallback, Trainer
+    callback = make_callback(log, out, stop, s.batch_size * dataset.block_size, dataset, eval_batch_for(s, dataset),
+                             eval_interval(s, total_steps))
+    args = training_arguments(s, device, precision, out / "checkpoints", total_steps)
+    trainer_class = fused_loss_trainer() if s.fused_loss == "on" else Trainer
+    trainer = trainer_class(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks, dataset.train_labels),
+                            callbacks=[callback])
+    trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
+    return trainer, callback
+
+
+def train_fitting_memory(model, s: TrainSettings, requested: TrainSettings, fit: Fit, dataset: Dataset, device: str,
+                         precision: str, out: Path, log: ProgressLog, stop: threading.Event, total_steps: int,
+                         resume_from: str | None, base_label: str):
+    """Train; when the first steps run out of memory with an automatic micro-batch, halve it (then
+    turn checkpointing on) and start again, saying so in the log. Returns (trainer, callback,
+    result, seconds, settings as used, retries)."""
+    from transformers import set_seed
+    retries = 0
+    while True:
+        set_seed(s.seed)
+        trainer, callback = build_trainer(model, s, dataset, device, precision, out, log, stop, total_steps)
+        started = time.perf_counter()
+        try:
+            with compile_fallback():
+                result = trainer.train(resume_from_checkpoint=resume_from)
+            return trainer, callback, result, time.perf_counter() - started, s, retries
+        except Exception as err:  # re-raised unless it is an out-of-memory error that a smaller micro-batch may fix
+            smaller = retry_plan(err, s, requested, fit, device, callback.clock.ended)
+            if smaller is None:
+                raise
+        trainer.accelerator.free_memory()
+        trainer = callback = None
+        release_memory(model, device)
+        message = (f"out of memory with a micro-batch of {s.micro_batch_size} blocks of {s.block_size} tokens; "
+                   f"trying again with {smaller.micro_batch} x {smaller.grad_accum} accumulation steps"
+                   + (", gradient checkpointing on" if smaller.checkpointing else ""))
+        if smaller.checkpointing and s.gradient_checkpointing != "on":
+            enable_checkpointing(model)
+        s = dataclasses.replace(s, micro_batch_size=smaller.micro_batch, grad_accum=smaller.grad_accum,
+                                gradient_checkpointing=on_off(smaller.checkpointing))
+        retries += 1
+        logger.warning(message)
+        write_config(out, s, base_label, device, precision, dataset)
+        log.write("memory", message=message, micro_batch_size=s.micro_batch_size, grad_accum_steps=s.grad_accum,
+                  gradient_checkpointing=smaller.checkpointing, estimated_memory_mb=megabytes(smaller.estimated_bytes))
+
+
+def retry_plan(err: Exception, s: TrainSettings, requested: TrainSettings, fit: Fit, device: str,
+               steps_done: int) -> MemoryPlan | None:
+    """The smaller setting to retry with after `err`, or None (not out of memory, the micro-batch
+    was set by hand, training was past its first steps, or nothing smaller is left)."""
+    if not is_out_of_memory(err) or requested.micro_batch_size or requested.grad_accum or steps_done >= RETRY_STEPS:
+        return None
+    current = MemoryPlan(s.micro_batch_size, s.grad_accum, s.gradient_checkpointing == "on", None, fit.budget)
+    return smaller_plan(current, fit.footprint, s.block_size, s.batch_size, device, requested.gradient_checkpointing,
+                        s.fused_loss == "on")
+
+
+def release_memory(model, device: str):
+    """Free what a failed attempt left: gradients, then cached blocks."""
+    model.zero_grad(set_to_none=True)
+    gc.collect()
+    if device == "cuda":
+        torch.cuda.empty_cache()
 
 
 def run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after, device,

@@ -48,16 +48,25 @@ def test_out_of_memory_in_a_training_step_names_the_settings_to_lower(fail, tiny
     message = str(err.value)
     assert "batch size (now 8)" in message and "block size (now 64 tokens)" in message and "LoRA" in message
     assert ("GPU" in message) == (fail is cuda_out_of_memory)
+    # the automatic micro-batch was halved down to one block, then checkpointing tried, before giving up
+    assert "(micro-batch of 1 block with gradient checkpointing)" in message
+    assert len([e for e in events(tmp_path) if e["event"] == "memory"]) == 4
     assert err.value.__cause__ is not None  # the original error stays attached for the server log
     last = events(tmp_path)[-1]
     assert last["event"] == "error" and last["kind"] == "OutOfMemory" and last["message"] == message
 
 
-def test_lora_runs_are_not_told_to_switch_to_lora(tiny_model, unseen_text, tmp_path, monkeypatch):
+def test_lora_runs_are_not_told_to_switch_to_lora_but_to_qlora_on_a_gpu(tiny_model, unseen_text, tmp_path,
+                                                                       monkeypatch):
     monkeypatch.setattr(Trainer, "training_step", lambda self, *a, **k: cuda_out_of_memory())
     with pytest.raises(OutOfMemory) as err:
         train(settings(tiny_model, unseen_text, tmp_path, method="lora"))
-    assert "batch size" in str(err.value) and "LoRA" not in str(err.value)
+    assert "batch size" in str(err.value) and "switch to LoRA" not in str(err.value)
+    assert "QLoRA (--method qlora)" in str(err.value)
+    monkeypatch.setattr(Trainer, "training_step", lambda self, *a, **k: cpu_allocation_failure())
+    with pytest.raises(OutOfMemory) as err:
+        train(settings(tiny_model, unseen_text, tmp_path / "cpu", method="lora"))
+    assert "LoRA" not in str(err.value)  # QLoRA needs a GPU: no advice to use it in CPU memory
 
 
 def test_other_runtime_errors_are_not_called_out_of_memory(tiny_model, unseen_text, tmp_path, monkeypatch):

@@ -97,7 +97,7 @@ def test_stop_event_ends_training_with_a_usable_model(tiny_model, unseen_text, t
 
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="method"):
-        TrainSettings(method="qlora")
+        TrainSettings(method="adapter")
     with pytest.raises(ValueError, match="batch size"):
         TrainSettings(batch_size=-1)
     with pytest.raises(ValueError, match="block size"):
