@@ -17,7 +17,8 @@ import gradio as gr
 
 from finetune.devices import resolve_device
 from finetune.errors import FinetuneError
-from finetune.generate import GenerationSettings, stream
+from finetune.batching import BATCHER
+from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
 from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, hub_reachable
 from finetune.prepare import PrepareSettings, prepare
@@ -384,7 +385,7 @@ def streamed_reply(owner: Owner, model: str, prompt: str, mode: str, settings: G
         raise FinetuneError("no model chosen")
     loaded, tokenizer = MODELS.model(shared.OWNERS.model(owner, model))
     reply = ""
-    for piece in stream(loaded, tokenizer, model_prompt(prompt, mode), settings):
+    for piece in BATCHER.stream(loaded, tokenizer, model_prompt(prompt, mode), settings):
         reply += piece
         yield view.reply_text(reply, mode)
     if not reply:

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from finetune.cache import ModelCache
-from finetune.models import EMBEDDED_MODEL, ModelPolicy
+from finetune.models import EMBEDDED_MODEL, studio_policy
 from finetune.runner import TrainingJob, portable_command
 from finetune.workspace import sweep
 
@@ -46,8 +46,7 @@ WORK = work_folder()
 # Model folders a visitor may open: the embedded model's folder and the app's own runs (not the
 # uploads beside them: those are visitors' files). More can be added for a local studio with
 # STUDIO_MODEL_ROOTS (folders separated by os.pathsep). Which runs are whose: OWNERS.
-POLICY = ModelPolicy(tuple([str(Path(EMBEDDED_MODEL).parent), str(WORK / "runs")]
-                           + [p for p in os.environ.get("STUDIO_MODEL_ROOTS", "").split(os.pathsep) if p]))
+POLICY = studio_policy(WORK, os.environ.get("STUDIO_MODEL_ROOTS", ""))
 OWNERS = Owners(WORK, POLICY, private=ON_SPACE)
 QUEUE = TrainingQueue(lambda on_end: TrainingJob(WORK / "runs", policy=POLICY, describe=portable_command,
                                                  on_end=on_end))

@@ -21,7 +21,7 @@ def model_folder(tiny_model, folder):
 
 
 def test_the_studio_refuses_a_model_folder_among_its_uploads(tiny_model):
-    import app
+    from studio import shared as app  # the studio's shared objects: WORK, POLICY, MODELS
     assert any(os.path.realpath(app.WORK).startswith(os.path.realpath(root) + os.sep)
                for root in os.environ["STUDIO_MODEL_ROOTS"].split(os.pathsep))  # the case that matters
     upload = model_folder(tiny_model, app.WORK / "uploads" / "x")
