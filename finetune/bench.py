@@ -17,6 +17,7 @@ Figures, in order:
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -208,7 +209,7 @@ def run(settings: BenchSettings) -> list[dict]:
                           flops_per_token=flops_per_token(xsmall_config(), engine["block_size"]),
                           fast_precision=fast_precision(device)))
     if settings.levers:
-        results += levers(device, tokenizer, steps, blocks, heldout, seed_blocks, seed_heldout)
+        results += levers(device, tokenizer, steps, blocks, heldout, seed_blocks, seed_heldout, seed_tps, seed_loss)
     results.append(tokenizer_latency(tokenizer))
     results.append(generation_speed(device))
     results.append(streaming_speed(device))
@@ -220,28 +221,77 @@ def run(settings: BenchSettings) -> list[dict]:
 
 
 def lever_settings(device: str) -> list[tuple[str, str, dict]]:
-    """(name, which blocks, engine overrides) of the alternatives worth timing on `device`."""
+    """(name, which blocks, overrides) of the alternatives worth timing on `device`. Overrides are
+    engine settings, plus two the bench applies around the run: "threads" (torch's intra-op
+    threads) and "loss" ("chunked" or "liger": the cross-entropy made without full logits)."""
     if device == "cpu":
-        # The precision the engine did not pick: fp32 where bf16 is fast (AMX), else none, since
-        # bf16 without hardware support runs about 20x slower and would not finish in time.
-        other = [("fp32 8x128", "seed", {"precision": "fp32", "epochs": 1})] if cpu_has_fast_bf16() else []
-        return other + [("LoRA 8x128", "seed", {"method": "lora", "epochs": 1})]
-    return [("bf16 8x128", "seed", {"batch_size": 8, "epochs": 1}),
+        fast = cpu_has_fast_bf16()
+        # bf16 runs only where it is fast (AMX): without hardware support it is about 20x slower
+        # and would not finish in time. The rest are the engine's precision for this CPU.
+        precision = "bf16" if fast else "fp32"
+        other = [("fp32 8x128", "seed", {"precision": "fp32", "epochs": 1})] if fast else []
+        return other + [
+            (f"{precision} 8x128 compiled", "seed", {"compile": "on", "epochs": 1}),
+            (f"{precision} 16x128", "seed", {"batch_size": 16, "epochs": 1}),
+            (f"{precision} 4x256", "seed256", {"batch_size": 4, "epochs": 1}),
+            (f"{precision} 8x128, chunked loss", "seed", {"loss": "chunked", "epochs": 1}),
+            (f"{precision} 8x128, 1 thread", "seed", {"threads": 1, "epochs": 1}),
+            ("LoRA 8x128", "seed", {"method": "lora", "epochs": 1})]
+    fused = [("bf16 64x1024 compiled, fused loss (liger)", "large", {"compile": "on", "loss": "liger"}),
+             ("bf16 128x1024 compiled, fused loss (liger), dropout 0", "large",
+              {"batch_size": 128, "compile": "on", "loss": "liger", "dropout": 0.0})]
+    return [("bf16 8x128", "seed", {"batch_size": 8, "epochs": 1, "precision": "bf16"}),
+            ("fp32/TF32 8x128", "seed", {"batch_size": 8, "epochs": 1, "precision": "fp32"}),
             ("bf16 64x1024 eager", "large", {"compile": "off"}),
             ("bf16 32x1024 compiled", "large", {"batch_size": 32, "compile": "on"}),
             ("bf16 64x1024 compiled, dropout 0", "large", {"compile": "on", "dropout": 0.0}),
-            ("LoRA 64x1024 compiled", "large", {"method": "lora", "compile": "on"})]
+            ("LoRA 64x1024 compiled", "large", {"method": "lora", "compile": "on"})
+            ] + (fused if importlib.util.find_spec("liger_kernel") else [])
 
 
-def levers(device, tokenizer, steps, blocks, heldout, seed_blocks, seed_heldout) -> list[dict]:
+@contextlib.contextmanager
+def lever_context(threads: int | None = None, loss: str | None = None):
+    """Around one lever run: torch's intra-op threads set to `threads`, and GPT-2's training loss
+    made by speed.fused_loss_forward(`loss`); both restored afterwards."""
+    from transformers import GPT2LMHeadModel
+    from .speed import fused_loss_forward
+    before, original = torch.get_num_threads(), GPT2LMHeadModel.forward
+    try:
+        if threads:
+            torch.set_num_threads(threads)
+        if loss:
+            GPT2LMHeadModel.forward = fused_loss_forward(original, loss)
+        yield
+    finally:
+        torch.set_num_threads(before)
+        GPT2LMHeadModel.forward = original
+
+
+def levers(device, tokenizer, steps, blocks, heldout, seed_blocks, seed_heldout, seed_tps: float,
+           seed_loss: float) -> list[dict]:
+    """One `lever` figure per lever_settings entry, with its tokens/s over the seed's and its
+    held-out loss against the seed's in percent (equal tokens for the seed-sized ones)."""
+    from .errors import FinetuneError
     out = []
     for name, which, overrides in lever_settings(device):
+        context = {k: overrides.pop(k) for k in ("threads", "loss") if k in overrides}
         peak = peak_memory_reset(device)
-        if which == "seed":
-            metrics = engine_run(seed_blocks, seed_heldout, tokenizer, device, **overrides)
-        else:  # Trainer starts another pass over the blocks if a larger batch needs it
-            metrics = engine_run(blocks, heldout, tokenizer, device, **({"max_steps": steps} | overrides))
-        out.append(engine_figure("lever", metrics, peak, setting=name, device=device))
+        try:
+            with lever_context(**context):
+                if which == "seed":
+                    metrics = engine_run(seed_blocks, seed_heldout, tokenizer, device, **overrides)
+                elif which == "seed256":  # the seed's tokens as 256-token blocks, judged on the same held-out
+                    metrics = engine_run(seed_blocks.reshape(-1, 256), seed_heldout, tokenizer, device, **overrides)
+                else:  # Trainer starts another pass over the blocks if a larger batch needs it
+                    metrics = engine_run(blocks, heldout, tokenizer, device, **({"max_steps": steps} | overrides))
+        except (FinetuneError, RuntimeError, ImportError) as err:  # one lever must not end the bench
+            out.append(figure("lever", setting=name, device=device, failed=f"{type(err).__name__}: {err}"[:300]))
+            continue
+        extra = {}
+        if which != "large":
+            extra = {"over_seed": round(metrics["train_tokens_per_second"] / seed_tps, 2),
+                     "heldout_loss_vs_seed_pct": round(100 * (metrics["heldout_loss_after"] / seed_loss - 1), 2)}
+        out.append(engine_figure("lever", metrics, peak, setting=name, device=device, **extra))
     return out
 
 

@@ -32,7 +32,9 @@ from .evaluate import heldout_loss, perplexity
 from .failures import complete_checkpoints, discard_partial_saves, explained
 from .lora import LoraSettings, lora_config
 from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
-from .speed import default_batch_size, default_block_size, estimated_tokens, mfu, scaled_lr, should_compile
+from .speed import default_batch_size, default_block_size, estimated_tokens, mfu, should_compile
+from .speed import (FULL_LR, LORA_LR, default_eval_interval, default_lr, default_optimizer, default_precision,
+                    set_cpu_threads)
 from .tokens import find_spm_file
 
 METHODS = ("full", "lora")
@@ -101,7 +103,7 @@ class TrainSettings:
     @property
     def learning_rate(self) -> float:
         """The learning rate for a seed-sized step (8 x 128 tokens); `resolved` scales the default."""
-        return self.lr if self.lr is not None else (2e-4 if self.method == "lora" else 5e-5)
+        return self.lr if self.lr is not None else (LORA_LR if self.method == "lora" else FULL_LR)
 
 
 def resolved(s: TrainSettings, device: str, dataset: Dataset) -> TrainSettings:
@@ -110,7 +112,7 @@ def resolved(s: TrainSettings, device: str, dataset: Dataset) -> TrainSettings:
     batch = s.batch_size or default_batch_size(device, dataset.block_size, len(dataset.train_blocks),
                                                s.epochs, s.max_steps)
     batch = min(batch, len(dataset.train_blocks))  # a step never holds more blocks than there are
-    lr = s.lr if s.lr is not None else scaled_lr(s.learning_rate, batch * dataset.block_size)
+    lr = s.lr if s.lr is not None else default_lr(s.method, batch * dataset.block_size)
     planned = steps_for(s, len(dataset.train_blocks), batch) * batch * dataset.block_size
     compile_ = "on" if should_compile(s.compile, device, planned) else "off"
     return dataclasses.replace(s, block_size=dataset.block_size, batch_size=batch, lr=lr, compile=compile_)
@@ -174,8 +176,8 @@ class ProgressLog:
             self.on_event(record)
 
 
-def eval_interval(s: TrainSettings, total_steps: int) -> int:
-    return s.eval_steps or max(1, total_steps // 10)
+def eval_interval(s: TrainSettings, total_steps: int, heldout_tokens: int = 0) -> int:
+    return s.eval_steps or default_eval_interval(total_steps, s.batch_size * s.block_size, heldout_tokens)
 
 
 class StepClock:
@@ -235,6 +237,11 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
             self.clock = StepClock()
             self.stopped = False
             self.diverged_at = None  # the step whose logged loss was NaN/inf
+            self.last_eval = None    # (step, held-out loss) of the latest evaluation
+
+        def loss_at(self, step: int) -> float | None:
+            """The held-out loss measured after `step`, if the last evaluation was there."""
+            return self.last_eval[1] if self.last_eval and self.last_eval[0] == step else None
 
         def on_step_begin(self, args, state, control, **kw):
             self.clock.step_begins(args.device)
@@ -248,6 +255,7 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
                 control.should_training_stop = True
             if log.enabled and len(dataset.heldout_blocks) and due:  # rank 0 measures for everyone
                 loss = heldout_loss(kw["model"], dataset.heldout_blocks, batch_size, dataset.heldout_labels)
+                self.last_eval = (step, loss)
                 log.write("eval", step=step, heldout_loss=loss, heldout_perplexity=perplexity(loss))
 
         @property
@@ -272,10 +280,11 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
     return Progress()
 
 
-def training_arguments(s: TrainSettings, device: str, precision: str, checkpoints: Path, total_steps: int):
+def training_arguments(s: TrainSettings, device: str, precision: str, checkpoints: Path, total_steps: int,
+                       heldout_tokens: int = 0):
     """TrainingArguments for this run; every choice that differs from Trainer's defaults is explained."""
     from transformers import TrainingArguments
-    eval_steps = eval_interval(s, total_steps)
+    eval_steps = eval_interval(s, total_steps, heldout_tokens)
     return TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=s.batch_size,
@@ -302,7 +311,7 @@ def training_arguments(s: TrainSettings, device: str, precision: str, checkpoint
         dataloader_drop_last=s.compile == "on",
         torch_compile=s.compile == "on",
         tf32=device == "cuda" and torch.cuda.get_device_capability()[0] >= 8,  # fp32 matmuls on tensor cores
-        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+        optim=default_optimizer(device),
         ddp_find_unused_parameters=False,  # every parameter is used; the search costs a graph walk per step
     )
 
@@ -447,6 +456,10 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
         dataset = build_dataset(documents, tokenizer, block_size_for(s, device, model, documents), s.heldout,
                                 s.seed, progress)
     s = resolved(s, device, dataset)
+    if s.precision == "auto":  # small GPU steps are faster in fp32 (speed.default_precision)
+        precision = default_precision(device, s.batch_size * s.block_size, precision)
+    if device == "cpu":
+        set_cpu_threads()  # a container's CPU quota, not the host's cores
     total_steps = steps_for(s, len(dataset.train_blocks))
     if is_main_process():
         write_json(out / CONFIG_FILE, asdict(s) | {
@@ -466,8 +479,8 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
         model = get_peft_model(model, lora_config(s.lora, model.config.model_type))
 
     callback = make_callback(log, out, stop, s.batch_size * dataset.block_size, dataset, eval_batch,
-                             eval_interval(s, total_steps))
-    args = training_arguments(s, device, precision, out / "checkpoints", total_steps)
+                             eval_interval(s, total_steps, dataset.heldout_tokens))
+    args = training_arguments(s, device, precision, out / "checkpoints", total_steps, dataset.heldout_tokens)
     trainer = Trainer(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks, dataset.train_labels),
                       callbacks=[callback])
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts to stdout; progress.jsonl has them
@@ -481,7 +494,9 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
             f"probably too high, or fp16 overflowed (try bf16/fp32); the last good checkpoint is kept in "
             f"{out / 'checkpoints'}")
 
-    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, eval_batch, dataset.heldout_labels)
+    loss_after = callback.loss_at(result.global_step)  # the last step's evaluation, when there was one
+    if loss_after is None:
+        loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, eval_batch, dataset.heldout_labels)
     metrics = run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after,
                           device, precision, parity.status, trainer.args.world_size)
     metrics["mfu"] = training_mfu(metrics["train_tokens_per_second"], model, dataset.block_size, device,
