@@ -205,7 +205,8 @@ def cmd_prepare(args):
 def cmd_bench(args):
     from .bench import BenchSettings, run
     run(BenchSettings(device=args.device, steps=args.steps, warmup=args.warmup, engine_steps=args.engine_steps,
-                      levers=args.levers, plot=args.plot, startup=not args.no_startup))
+                      levers=args.levers, plot=args.plot, startup=not args.no_startup, quality=not args.no_quality,
+                      corpus_characters=args.corpus_characters, quick=args.quick))
 
 
 def cmd_push(args):
@@ -362,6 +363,12 @@ def build_parser() -> Parser:
     p.add_argument("--levers", action="store_true", help="also time alternative settings (one 'lever' line each)")
     p.add_argument("--plot", default="", help="write a tokens/s-by-setting bar chart (SVG) to this file")
     p.add_argument("--no-startup", action="store_true", help="skip timing the studio's start")
+    p.add_argument("--no-quality", action="store_true",
+                   help="skip time_to_quality (seed recipe and engine end to end, in fresh processes)")
+    p.add_argument("--corpus-characters", type=int, default=0,
+                   help="size of the large time_to_quality text (default 1,000,000; 100,000 with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help="a short smoke run: 5 timed steps, a 100,000-character corpus, no studio start")
 
     p = command("push", cmd_push, "upload a training output folder to the Hugging Face Hub as a model repo")
     p.add_argument("--model", required=True, help="training output folder")

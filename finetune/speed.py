@@ -62,8 +62,8 @@ def gpu_tokens_per_step(parameters: int) -> int:
 def default_batch_size(device: str, block_size: int, train_blocks: int, epochs: float, max_steps: int,
                        parameters: int = 0) -> int:
     """Blocks per step: 8 on CPU. On GPU, up to `gpu_tokens_per_step(parameters)` tokens, a power of
-    two, but small enough that the run takes at least MIN_STEPS steps (a fixed --max-steps run gets
-    the full size)."""
+    two, but small enough that the run takes at least MIN_STEPS steps, and never fewer than the
+    seed's 8 blocks (a fixed --max-steps run gets the full size)."""
     if device != "cuda":
         return CPU_BATCH
     most = max(1, gpu_tokens_per_step(parameters) // block_size)
@@ -71,7 +71,7 @@ def default_batch_size(device: str, block_size: int, train_blocks: int, epochs: 
     if max_steps > 0:
         return most
     fits = max(1, int(train_blocks * epochs) // MIN_STEPS)
-    return min(most, 2 ** int(math.log2(fits)))
+    return min(most, max(SEED_BATCH, 2 ** int(math.log2(fits))))
 
 
 def estimated_tokens(characters: int) -> int:
@@ -88,9 +88,13 @@ def scaled_lr(base: float, tokens_per_step: int) -> float:
 
 
 def should_compile(request: str, device: str, planned_tokens: int) -> bool:
-    """torch.compile: "on", "off", or "auto" = on a GPU when the run trains COMPILE_MIN_TOKENS or more."""
+    """torch.compile: "on", "off", or "auto" = on a GPU when the run trains COMPILE_MIN_TOKENS or more,
+    on a CPU with fast bf16 (AMX) when it trains CPU_COMPILE_MIN_TOKENS or more."""
     if request == "auto":
-        return device == "cuda" and planned_tokens >= COMPILE_MIN_TOKENS
+        if device == "cuda":
+            return planned_tokens >= COMPILE_MIN_TOKENS
+        from .devices import cpu_has_fast_bf16
+        return planned_tokens >= CPU_COMPILE_MIN_TOKENS and cpu_has_fast_bf16()
     return request == "on"
 
 
@@ -326,3 +330,148 @@ def peak_memory_mb(device: str) -> float:
     import sys
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)  # bytes on macOS, KiB on Linux
+
+
+# ----------------------------------------------------------------------------------------------
+# Time to quality (issue #14): defaults that reach the seed recipe's held-out loss sooner, and the
+# CPU and small-GPU-step choices behind them. Measured with `python -m finetune bench` (its
+# time_to_quality and lever figures; README, "速度").
+
+FULL_LR = 2e-4            # full fine-tune, for an 8x128 step; the seed's 5e-5 moves a pretrained model too
+                          # little per pass (article: 2e-4 passed the seed's 3-epoch loss within 1 epoch)
+LORA_LR = 2e-4            # LoRA, for an 8x128 step (unchanged)
+MAX_FULL_LR = 4e-4        # the scaled full fine-tune rate stops here (what 64x1024 GPU steps had before)
+EVAL_SHARE = 0.1          # held-out evaluations during training cost at most this share of its compute
+MAX_EVALS = 10            # and never more than this many (the progress plot needs no more points)
+GPU_BF16_MIN_TOKENS = 16 * 1024  # smaller GPU steps are launch-bound: autocast's casts cost more than bf16
+                          # saves (H200: 8x128 eager bf16 54k tokens/s, the fp32 seed recipe 62k), so they
+                          # run in fp32 with TF32 matmuls; to be confirmed by the bench's GPU levers
+SEED_BATCH = CPU_BATCH    # GPU steps never hold fewer blocks than the seed's 8: smaller steps are launch-bound,
+                          # so more of them cost more time per token (the 0.33x of issue #14 ran 4x128 steps)
+CPU_COMPILE_MIN_TOKENS = 2_000_000  # torch.compile on a CPU with fast bf16: ~1 min to compile on 2 cores,
+                          # repaid by ~1.3-1.5x faster steps only in runs this long
+
+
+def default_lr(method: str, tokens_per_step: int) -> float:
+    """The learning rate when none is given: FULL_LR or LORA_LR scaled with the step size
+    (`scaled_lr`), a full fine-tune's capped at MAX_FULL_LR."""
+    if method == "lora":
+        return scaled_lr(LORA_LR, tokens_per_step)
+    return min(scaled_lr(FULL_LR, tokens_per_step), MAX_FULL_LR)
+
+
+def default_eval_interval(total_steps: int, tokens_per_step: int, heldout_tokens: int) -> int:
+    """Steps between held-out evaluations: at most MAX_EVALS per run, and no more than keep their
+    cost within EVAL_SHARE of training's (a held-out token costs about a third of a training token:
+    a forward pass without the backward)."""
+    if heldout_tokens <= 0:
+        return max(1, total_steps // MAX_EVALS)
+    affordable = int(EVAL_SHARE * total_steps * tokens_per_step * 3 / heldout_tokens)
+    evals = min(MAX_EVALS, max(1, affordable))
+    return max(1, math.ceil(total_steps / evals))
+
+
+def default_precision(device: str, tokens_per_step: int, fast: str) -> str:
+    """The number format for a step of `tokens_per_step` when "auto" was asked: `fast` (the device's
+    fast format), except fp32 (TF32 matmuls) for GPU steps under GPU_BF16_MIN_TOKENS."""
+    if device == "cuda" and tokens_per_step < GPU_BF16_MIN_TOKENS:
+        return "fp32"
+    return fast
+
+
+def default_optimizer(device: str) -> str:
+    """Fused AdamW everywhere: one kernel per parameter group instead of a loop of small ops; on
+    CPUs since torch 2.4 (what the seed recipe's Trainer picks by default on torch 2.8 and later)."""
+    return "adamw_torch_fused"
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # "<quota> <period>" in microseconds, or "max <period>"
+
+
+def cpu_threads() -> int:
+    """CPUs this process may really use: its affinity mask, capped by a cgroup v2 CPU quota. In a
+    container (a Space) torch counts the host's cores and would start more threads than the quota
+    runs, each waiting on the others at every operation."""
+    import os
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        with open(CGROUP_CPU_MAX, encoding="utf-8") as f:
+            quota, period = f.read().split()[:2]
+    except (OSError, ValueError):
+        return count
+    if quota == "max":
+        return count
+    return max(1, min(count, int(quota) // int(period)))
+
+
+def set_cpu_threads() -> int:
+    """Cap torch's intra-op threads at cpu_threads() (never raise them); returns the count in use."""
+    import torch
+    wanted = cpu_threads()
+    if torch.get_num_threads() > wanted:
+        torch.set_num_threads(wanted)
+    return torch.get_num_threads()
+
+
+# ----------------------------------------------------------------------------------------------
+# A cross-entropy that never holds the whole (tokens x vocabulary) logits: on the 32k vocabulary
+# they are the largest tensor of a step (8x128 tokens: 131 MB in fp32, 64x1024: 8.4 GB). A bench
+# lever (`python -m finetune bench --levers`), not a default: it saves memory, not time, so far.
+
+LOSS_CHUNK_TOKENS = 1024  # rows of logits made at once by the chunked loss
+
+
+def chunked_linear_cross_entropy(hidden, weight, labels, chunk: int | None = None, divide_by=None):
+    """Next-token cross-entropy of `hidden @ weight.T` against `labels` (already shifted, -100 =
+    ignored), made chunk by chunk with activation checkpointing: each chunk's logits are made again
+    in the backward pass instead of being kept. Mean over the counted tokens, or their sum divided
+    by `divide_by` (Trainer's token count across gradient accumulation)."""
+    import torch
+    from torch.utils.checkpoint import checkpoint
+
+    def chunk_loss(h, y):
+        logits = torch.nn.functional.linear(h, weight).float()
+        return torch.nn.functional.cross_entropy(logits, y, ignore_index=-100, reduction="sum")
+
+    chunk = chunk or LOSS_CHUNK_TOKENS
+    hidden, labels = hidden.reshape(-1, hidden.shape[-1]), labels.reshape(-1)
+    total = sum(checkpoint(chunk_loss, hidden[i:i + chunk], labels[i:i + chunk], use_reentrant=False)
+                for i in range(0, len(labels), chunk))
+    count = divide_by if divide_by is not None else (labels != -100).sum().clamp(min=1)
+    return total / count
+
+
+def liger_linear_cross_entropy(hidden, weight, labels, divide_by=None):
+    """The same loss with liger-kernel's fused Triton kernel (CUDA only; `pip install liger-kernel`)."""
+    import torch
+    from liger_kernel.transformers import LigerFusedLinearCrossEntropyLoss
+    dtype = torch.get_autocast_dtype("cuda") if torch.is_autocast_enabled("cuda") else weight.dtype
+    loss = LigerFusedLinearCrossEntropyLoss(reduction="sum")
+    with torch.autocast("cuda", enabled=False):
+        total = loss(weight.to(dtype), hidden.reshape(-1, hidden.shape[-1]).to(dtype), labels.reshape(-1))
+    count = divide_by if divide_by is not None else (labels != -100).sum().clamp(min=1)
+    return total / count
+
+
+def fused_loss_forward(original, backend: str):
+    """A GPT-2-style causal LM forward (`original`, e.g. GPT2LMHeadModel.forward) whose training loss
+    comes from the hidden states through `backend` ("chunked" or "liger") without full logits.
+    Calls without labels (evaluation, generation) go to `original` unchanged."""
+    import torch
+    from transformers.modeling_outputs import CausalLMOutputWithCrossAttentions
+    loss_of = {"chunked": chunked_linear_cross_entropy, "liger": liger_linear_cross_entropy}[backend]
+
+    @torch.compiler.disable  # a compiled body calls it eagerly (liger's kernels are Triton already)
+    def loss_part(hidden, weight, labels, divide_by):
+        return loss_of(hidden, weight, labels, divide_by=divide_by)
+
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs):
+        if labels is None:
+            return original(self, input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        divide_by = kwargs.pop("num_items_in_batch", None)
+        body = self.base_model(input_ids=input_ids, attention_mask=attention_mask, **kwargs)
+        hidden = body[0][:, :-1]
+        loss = loss_part(hidden, self.get_output_embeddings().weight, labels[:, 1:].to(hidden.device), divide_by)
+        return CausalLMOutputWithCrossAttentions(loss=loss, logits=None)
+
+    return forward

@@ -10,7 +10,6 @@ the fast tokenizer from the `.model` file when they disagree.
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 

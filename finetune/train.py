@@ -48,6 +48,8 @@ from .models import DEFAULT_BASE, ModelSource, QLoRAUnavailable, load_model, loa
 from .speed import (CHECKPOINTING, CPU_ACTIVATION_CAP, ModelFootprint, MemoryPlan, default_batch_size, default_block_size,
                     estimated_tokens, intermediate_size, memory_budget, memory_plan, mfu, peak_memory_mb, scaled_lr,
                     should_compile, smaller_plan, training_bytes)
+from .speed import (FULL_LR, LORA_LR, default_eval_interval, default_lr, default_optimizer, default_precision,
+                    set_cpu_threads)
 
 METHODS = ("full", "lora", "qlora")
 ADAPTER_METHODS = ("lora", "qlora")  # methods whose output is a peft adapter
@@ -145,7 +147,7 @@ class TrainSettings:
     @property
     def learning_rate(self) -> float:
         """The learning rate for a seed-sized step (8 x 128 tokens); `resolved` scales the default."""
-        return self.lr if self.lr is not None else (2e-4 if self.adapter else 5e-5)
+        return self.lr if self.lr is not None else (LORA_LR if self.adapter else FULL_LR)
 
     @property
     def adapter(self) -> bool:
@@ -176,7 +178,7 @@ def resolved(s: TrainSettings, device: str, dataset: Dataset, fit: Fit | None = 
     plan = memory_plan(fit.footprint, dataset.block_size, batch, fit.budget, device, s.gradient_checkpointing,
                        min(s.micro_batch_size, batch), s.grad_accum, fit.fused_loss, fit.activation_cap)
     batch = plan.micro_batch * plan.grad_accum
-    lr = s.lr if s.lr is not None else scaled_lr(s.learning_rate, batch * dataset.block_size)
+    lr = s.lr if s.lr is not None else default_lr("lora" if s.adapter else s.method, batch * dataset.block_size)
     planned = steps_for(s, blocks, batch) * batch * dataset.block_size
     compile_ = "on" if should_compile(s.compile, device, planned) else "off"
     return dataclasses.replace(s, block_size=dataset.block_size, batch_size=batch, micro_batch_size=plan.micro_batch,
@@ -277,8 +279,8 @@ class ProgressLog:
             self.on_event(record)
 
 
-def eval_interval(s: TrainSettings, total_steps: int) -> int:
-    return s.eval_steps or max(1, total_steps // 10)
+def eval_interval(s: TrainSettings, total_steps: int, heldout_tokens: int = 0) -> int:
+    return s.eval_steps or default_eval_interval(total_steps, s.batch_size * s.block_size, heldout_tokens)
 
 
 class StepClock:
@@ -339,6 +341,11 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
             self.clock = StepClock()
             self.stopped = False
             self.diverged_at = None  # the step whose logged loss was NaN/inf
+            self.last_eval = None    # (step, held-out loss) of the latest evaluation
+
+        def loss_at(self, step: int) -> float | None:
+            """The held-out loss measured after `step`, if the last evaluation was there."""
+            return self.last_eval[1] if self.last_eval and self.last_eval[0] == step else None
 
         def on_step_begin(self, args, state, control, **kw):
             self.clock.step_begins(args.device)
@@ -352,6 +359,7 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
                 control.should_training_stop = True
             if log.enabled and len(dataset.heldout_blocks) and due:  # rank 0 measures for everyone
                 loss = heldout_loss(kw["model"], dataset.heldout_blocks, batch_size, dataset.heldout_labels)
+                self.last_eval = (step, loss)
                 log.write("eval", step=step, heldout_loss=loss, heldout_perplexity=perplexity(loss))
 
         @property
@@ -376,10 +384,11 @@ def make_callback(log: ProgressLog, out: Path, stop: threading.Event, tokens_per
     return Progress()
 
 
-def training_arguments(s: TrainSettings, device: str, precision: str, checkpoints: Path, total_steps: int):
+def training_arguments(s: TrainSettings, device: str, precision: str, checkpoints: Path, total_steps: int,
+                       heldout_tokens: int = 0):
     """TrainingArguments for this run; every choice that differs from Trainer's defaults is explained."""
     from transformers import TrainingArguments
-    eval_steps = eval_interval(s, total_steps)
+    eval_steps = eval_interval(s, total_steps, heldout_tokens)
     return TrainingArguments(
         output_dir=str(checkpoints),
         per_device_train_batch_size=s.micro_batch_size or s.batch_size,
@@ -407,7 +416,7 @@ def training_arguments(s: TrainSettings, device: str, precision: str, checkpoint
         dataloader_drop_last=s.compile == "on",
         torch_compile=s.compile == "on",
         tf32=device == "cuda" and torch.cuda.get_device_capability()[0] >= 8,  # fp32 matmuls on tensor cores
-        optim="adamw_torch_fused" if device == "cuda" else "adamw_torch",
+        optim=default_optimizer(device),
         ddp_find_unused_parameters=False,  # every parameter is used; the search costs a graph walk per step
     )
 
@@ -619,6 +628,10 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
     requested, s = s, resolved(s, device, dataset, fit)
     if s.gradient_checkpointing == "on":
         enable_checkpointing(model)
+    if s.precision == "auto":  # small GPU steps are faster in fp32 (speed.default_precision)
+        precision = default_precision(device, s.batch_size * s.block_size, precision)
+    if device == "cpu":
+        set_cpu_threads()  # a container's CPU quota, not the host's cores
     total_steps = steps_for(s, len(dataset.train_blocks))
     write_config(out, s, base_label, device, precision, dataset)
     estimate = estimated_bytes(s, fit, device)
@@ -646,7 +659,10 @@ def run_training(s: TrainSettings, out: Path, log: ProgressLog, dataset: Dataset
             f"probably too high, or fp16 overflowed (try bf16/fp32); the last good checkpoint is kept in "
             f"{out / 'checkpoints'}")
 
-    loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, eval_batch_for(s, dataset), dataset.heldout_labels)
+    loss_after = callback.loss_at(result.global_step)  # the last step's evaluation, when there was one
+    if loss_after is None:
+        loss_after = heldout_loss(trainer.model, dataset.heldout_blocks, eval_batch_for(s, dataset),
+                                  dataset.heldout_labels)
     metrics = run_metrics(s, dataset, base_label, result, seconds, callback, loss_before, loss_after,
                           device, precision, parity.status, trainer.args.world_size)
     metrics["mfu"] = training_mfu(metrics["train_tokens_per_second"], model, dataset.block_size, device,
@@ -717,8 +733,8 @@ def build_trainer(model, s: TrainSettings, dataset: Dataset, device: str, precis
     """A Trainer (with the fused loss when it is on) and its progress callback."""
     from transformers import PrinterCallback, Trainer
     callback = make_callback(log, out, stop, s.batch_size * dataset.block_size, dataset, eval_batch_for(s, dataset),
-                             eval_interval(s, total_steps))
-    args = training_arguments(s, device, precision, out / "checkpoints", total_steps)
+                             eval_interval(s, total_steps, dataset.heldout_tokens))
+    args = training_arguments(s, device, precision, out / "checkpoints", total_steps, dataset.heldout_tokens)
     trainer_class = fused_loss_trainer() if s.fused_loss == "on" else Trainer
     trainer = trainer_class(model=model, args=args, train_dataset=BlockDataset(dataset.train_blocks, dataset.train_labels),
                             callbacks=[callback])
