@@ -46,7 +46,7 @@ from .lora import LoraSettings, adapted_input_features, adapter_input_bytes, par
 from .models import DEFAULT_BASE, ModelSource, QLoRAUnavailable, load_model, load_tokenizer_for, qlora_problem, \
     resolve_source
 from .speed import (CHECKPOINTING, CPU_ACTIVATION_CAP, ModelFootprint, MemoryPlan, default_batch_size, default_block_size,
-                    estimated_tokens, intermediate_size, memory_budget, memory_plan, mfu, peak_memory_mb, scaled_lr,
+                    estimated_tokens, intermediate_size, memory_budget, memory_plan, mfu, peak_memory_mb,
                     should_compile, smaller_plan, training_bytes)
 from .speed import (FULL_LR, LORA_LR, default_eval_interval, default_lr, default_optimizer, default_precision,
                     set_cpu_threads)
