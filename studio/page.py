@@ -10,6 +10,7 @@ import gradio as gr
 
 from finetune.devices import describe_devices
 from finetune.generate import GenerationSettings
+from finetune.hubmodels import HUB_REACHABLE
 from finetune.lora import LoraSettings
 from finetune.models import DEFAULT_BASE
 from finetune.scratch import ModelShape
@@ -31,6 +32,8 @@ def build() -> gr.Blocks:
     everyone = NOBODY if shared.OWNERS.private else LOCAL
     # On a Space, Gradio's own copies of visitors' files (uploads as received, zips handed out) go
     # after the same retention as the studio's anonymous files.
+    # Why the embedded model is preselected, under the model choices (none when the Hub answered).
+    model_note = "" if shared.HUB_CHOICE.reason == HUB_REACHABLE else f"model_note_{shared.HUB_CHOICE.reason}"
     retention = (shared.SWEEP_SECONDS, int(shared.RETENTION_HOURS * 3600)) if shared.OWNERS.private else None
     with gr.Blocks(title=say("ja", "app_title"), delete_cache=retention) as demo:
         # The browser's session key (made on its first visit), kept in its localStorage: a reload, or
@@ -54,6 +57,8 @@ def build() -> gr.Blocks:
                 with gr.Column(scale=2):
                     tok_model = gr.Dropdown(cb.model_choices("ja", everyone), value=default_model(), label=T("tokenizer"),
                                             info=T("tokenizer_info"), allow_custom_value=True, elem_id="tok-model")
+                    if model_note:
+                        gr.Markdown(T(model_note), elem_classes="model-note", elem_id="tok-model-note")
                     compare_on = gr.Checkbox(False, label=T("compare_tokenizers"), elem_id="compare-on")
                     tok_model_b = gr.Dropdown(cb.model_choices("ja", everyone), value=DEFAULT_BASE, label=T("tokenizer_b"),
                                               allow_custom_value=True, visible=False, elem_id="tok-model-b")
@@ -79,6 +84,8 @@ def build() -> gr.Blocks:
                     gr.Markdown(T("settings_heading"))
                     base_model = gr.Dropdown(cb.base_choices("ja", everyone), value=default_model(), label=T("base_model"),
                                              info=T("base_model_info"), allow_custom_value=True, elem_id="base-model")
+                    if model_note:
+                        gr.Markdown(T(model_note), elem_classes="model-note", elem_id="base-model-note")
                     method = gr.Radio([(T("method_full"), "full"), ("LoRA", "lora")], value="full",
                                       label=T("method"), elem_id="method")
                     with gr.Row():

@@ -35,6 +35,17 @@ TEXT = {
     "tokenizer": ("トークナイザー（モデル）", "Tokenizer (model)"),
     "tokenizer_info": ("一覧から選ぶか、Hub の ID やフォルダを入力", "pick one, or type a Hub id or a folder"),
     "compare_tokenizers": ("2つのトークナイザーを並べて比べる", "Compare two tokenizers side by side"),
+    # why the embedded model is preselected instead of rinna/japanese-gpt2-xsmall (finetune.hubmodels reasons)
+    "model_note_offline-mode": ("オフラインモード（HF_HUB_OFFLINE）のため、内蔵モデルを既定にしています。"
+                                "Hub のモデルは、キャッシュにあるものだけ使えます。",
+                                "Offline mode (HF_HUB_OFFLINE) is on, so the embedded model is the default; Hub "
+                                "models work only when they are already in the cache."),
+    "model_note_hub-unreachable": ("Hugging Face Hub に接続できなかったため、内蔵モデルを既定にしています。",
+                                   "The Hugging Face Hub could not be reached, so the embedded model is the default."),
+    "model_note_cached-offline": ("Hub に接続できませんが、rinna/japanese-gpt2-xsmall がキャッシュにあるので、"
+                                  "それを既定にしています（ほかの Hub のモデルはダウンロードできません）。",
+                                  "The Hub cannot be reached, but rinna/japanese-gpt2-xsmall is in the cache, so "
+                                  "it is the default (other Hub models cannot be downloaded)."),
     "tokenizer_b": ("比べるトークナイザー", "Second tokenizer"),
     "tokens_json": ("トークンとIDのデータ（JSON）", "Tokens and ids (JSON)"),
     "embedded_model": ("内蔵モデル（tiny-japanese-gpt2・オフライン）", "Embedded model (tiny-japanese-gpt2, offline)"),

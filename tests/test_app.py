@@ -242,6 +242,23 @@ def client(embedded):
         app.demo.close()
 
 
+def test_offline_default_model_is_embedded_with_a_note(monkeypatch):
+    from finetune.hubmodels import OFFLINE_MODE
+    assert shared.HUB_CHOICE.reason == OFFLINE_MODE and shared.PREFETCH is None
+    assert shared.default_model() == EMBEDDED_MODEL
+    notes = {b.elem_id: b.value for b in app.demo.blocks.values() if b.elem_id in ("base-model-note", "tok-model-note")}
+    assert set(notes) == {"base-model-note", "tok-model-note"}
+    from studio.text import say
+    assert "HF_HUB_OFFLINE" in say("ja", "model_note_offline-mode") and "HF_HUB_OFFLINE" in say("en", "model_note_offline-mode")
+
+
+def test_visitor_token_is_never_none_on_a_space(monkeypatch):
+    assert shared.visitor_token(None) is None   # locally: this machine's own login
+    monkeypatch.setattr(shared.OWNERS, "private", True)
+    assert shared.visitor_token(None) is False
+    assert shared.visitor_token(gr.OAuthToken(token="hf_visitor", scope="openid", expires_at=0)) == "hf_visitor"
+
+
 def test_client_tokenize_with_default_model(client):
     result = client.predict(SENTENCE, api_name="/tokenize")
     assert result["tokens"] and len(result["ids"]) == len(result["tokens"]) == result["count"]
