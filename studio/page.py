@@ -8,6 +8,7 @@ import os
 
 import gradio as gr
 
+from finetune.batching import BATCHER
 from finetune.devices import describe_devices
 from finetune.generate import GenerationSettings
 from finetune.hubmodels import HUB_REACHABLE
@@ -267,12 +268,17 @@ def build() -> gr.Blocks:
                                                         send_button, compare_button], api_visibility="private")
         play_tab.select(cb.refresh_models, [lang, play_model, compare_base, compare_tuned, session],
                         [play_model, compare_base, compare_tuned], api_visibility="private")
+        # Generations share one batch (finetune/batching.py): as many run at once as a batch holds,
+        # not the queue's default 4.
+        batch = BATCHER.max_batch
         generating = [
-            send_button.click(cb.generate, single_inputs, chat, api_name="generate"),
-            compare_button.click(cb.compare, pair_inputs, [chat_base, chat_tuned], api_name="compare"),
-            prompt.submit(cb.generate_single, [side_by_side, *single_inputs], chat, api_visibility="private"),
+            send_button.click(cb.generate, single_inputs, chat, api_name="generate", concurrency_limit=batch),
+            compare_button.click(cb.compare, pair_inputs, [chat_base, chat_tuned], api_name="compare",
+                                 concurrency_limit=batch),
+            prompt.submit(cb.generate_single, [side_by_side, *single_inputs], chat, api_visibility="private",
+                          concurrency_limit=batch),
             prompt.submit(cb.compare_pair, [side_by_side, *pair_inputs], [chat_base, chat_tuned],
-                          api_visibility="private"),
+                          api_visibility="private", concurrency_limit=batch),
         ]
         stop_button.click(None, None, None, cancels=generating, api_visibility="private")
         clear_button.click(lambda: ([], [], []), None, [chat, chat_base, chat_tuned], api_visibility="private")

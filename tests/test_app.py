@@ -323,3 +323,10 @@ def test_an_interrupted_run_is_offered_and_resumed(finished_run, embedded, unsee
     with pytest.raises(gr.Error) as err:
         studio.resume_training()
     assert "no interrupted run" in err.value.message
+
+
+def test_generations_run_as_many_at_once_as_a_batch_holds():
+    from finetune.batching import BATCHER
+    limits = {f.api_name or f.name: f.concurrency_limit for f in app.demo.fns.values()
+              if (f.api_name or f.name) in ("generate", "compare", "generate_single", "compare_pair")}
+    assert limits == dict.fromkeys(("generate", "compare", "generate_single", "compare_pair"), BATCHER.max_batch)
