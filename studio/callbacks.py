@@ -363,9 +363,9 @@ def show_status(status: dict, lang: str, shown: str, run: str):
 
 
 def method_fields(base_model: str, method: str):
-    """LoRA settings only matter for LoRA; scratch settings only for a new model."""
+    """LoRA settings only matter for LoRA and QLoRA; scratch settings only for a new model."""
     scratch = base_model == SCRATCH
-    return gr.update(visible=method == "lora" and not scratch), gr.update(visible=scratch), \
+    return gr.update(visible=method in ("lora", "qlora") and not scratch), gr.update(visible=scratch), \
         gr.update(interactive=not scratch)
 
 

@@ -13,7 +13,7 @@ from finetune.devices import describe_devices
 from finetune.generate import GenerationSettings
 from finetune.hubmodels import HUB_REACHABLE
 from finetune.lora import LoraSettings
-from finetune.models import DEFAULT_BASE
+from finetune.models import DEFAULT_BASE, qlora_problem
 from finetune.scratch import ModelShape
 from finetune.train import TrainSettings
 
@@ -87,7 +87,10 @@ def build() -> gr.Blocks:
                                              info=T("base_model_info"), allow_custom_value=True, elem_id="base-model")
                     if model_note:
                         gr.Markdown(T(model_note), elem_classes="model-note", elem_id="base-model-note")
-                    method = gr.Radio([(T("method_full"), "full"), ("LoRA", "lora")], value="full",
+                    # QLoRA (4-bit base weights) only where it can train: a CUDA GPU with bitsandbytes.
+                    methods = [(T("method_full"), "full"), ("LoRA", "lora")] + \
+                        ([("QLoRA", "qlora")] if qlora_problem("cuda") is None else [])
+                    method = gr.Radio(methods, value="full",
                                       label=T("method"), elem_id="method")
                     with gr.Row():
                         epochs = gr.Number(3, label=T("epochs"), minimum=0.1, step=1, elem_id="epochs")

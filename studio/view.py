@@ -102,7 +102,7 @@ def run_label(run: str | Path, lang: str) -> str:
     metrics = run_metrics(run)
     if not metrics:
         return Path(run).name
-    method = "LoRA" if metrics.get("method") == "lora" else say(lang, "method_full_short")
+    method = {"lora": "LoRA", "qlora": "QLoRA"}.get(metrics.get("method"), say(lang, "method_full_short"))
     return (f"{say(lang, 'trained_prefix')} {Path(run).name} ({method}, "
             f"{metrics['heldout_perplexity_before']:.1f} → {metrics['heldout_perplexity_after']:.1f})")
 

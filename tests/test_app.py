@@ -330,3 +330,11 @@ def test_generations_run_as_many_at_once_as_a_batch_holds():
     limits = {f.api_name or f.name: f.concurrency_limit for f in app.demo.fns.values()
               if (f.api_name or f.name) in ("generate", "compare", "generate_single", "compare_pair")}
     assert limits == dict.fromkeys(("generate", "compare", "generate_single", "compare_pair"), BATCHER.max_batch)
+
+
+def test_qlora_is_offered_only_where_it_trains_and_shows_the_lora_settings():
+    from finetune.models import qlora_problem
+    method = next(b for b in app.demo.blocks.values() if b.elem_id == "method")
+    assert (("QLoRA", "qlora") in [tuple(c) for c in method.choices]) == (qlora_problem("cuda") is None)
+    assert studio.method_fields(EMBEDDED_MODEL, "qlora")[0]["visible"] is True
+    assert studio.method_fields(EMBEDDED_MODEL, "full")[0]["visible"] is False
