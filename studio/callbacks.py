@@ -17,6 +17,7 @@ import gradio as gr
 
 from finetune.devices import resolve_device
 from finetune.errors import FinetuneError
+from finetune.formats import ReadOptions
 from finetune.batching import BATCHER
 from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
@@ -219,7 +220,7 @@ def show_tokens(details_a: dict, details_b: dict, lang: str) -> tuple[str, str]:
 def train_form(data: str, base_model: str, method: str, epochs: float, max_steps: int, learning_rate: float,
                batch_size: int, block_size: int, device: str, heldout: float, seed: int, warmup_steps: int,
                precision: str, lora_r: int, lora_alpha: int, lora_dropout: float, vocab_size: int, layers: int,
-               width: int, heads: int) -> tuple[TrainSettings, ModelShape | None]:
+               width: int, heads: int, reading: ReadOptions | None = None) -> tuple[TrainSettings, ModelShape | None]:
     """The form's values as engine settings (ValueError on a bad value)."""
     scratch = base_model == SCRATCH
     settings = TrainSettings(
@@ -228,10 +229,17 @@ def train_form(data: str, base_model: str, method: str, epochs: float, max_steps
         lr=learning_rate or None,  # 0 or empty: the method's default
         batch_size=int(batch_size), block_size=int(block_size), device=device, heldout=float(heldout),
         seed=int(seed), warmup_steps=int(warmup_steps), precision=precision,
-        lora=LoraSettings(r=int(lora_r), alpha=int(lora_alpha), dropout=float(lora_dropout)))
+        lora=LoraSettings(r=int(lora_r), alpha=int(lora_alpha), dropout=float(lora_dropout)),
+        reading=reading or ReadOptions())
     shape = ModelShape(vocab_size=int(vocab_size), layers=int(layers), width=int(width), heads=int(heads),
                        context=max(512, int(block_size))) if scratch else None
     return settings, shape
+
+
+def reading_options(include_drafts=False, include_comments=False, titles=False, keep_code=False) -> ReadOptions:
+    """The blog-export checkboxes as the engine's read options (None, from an API call: off)."""
+    return ReadOptions(include_drafts=bool(include_drafts), include_comments=bool(include_comments),
+                       titles=bool(titles), keep_code=bool(keep_code))
 
 
 def staged(owner: Owner, files, pasted: str) -> str:
@@ -242,26 +250,37 @@ def staged(owner: Owner, files, pasted: str) -> str:
 @yields_cpu
 @shows_errors
 def check_data(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
-               seed: int, lang: str = "ja", session: str | None = None, request: gr.Request = None,
-               profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> tuple[str, str]:
-    """Read the text as training will: a summary and the first packed blocks."""
+               seed: int, lang: str = "ja", session: str | None = None, include_drafts: bool = False,
+               include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+               request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+               oauth_token: gr.OAuthToken | None = None) -> tuple[str, str, str | None]:
+    """Read the text as training will: a summary, the first packed blocks, and the cleaned documents
+    as a .jsonl file (in the caller's own exports folder, which only they can download)."""
     owner = owner_of(session, request, profile)
     counting = EMBEDDED_MODEL if base_model == SCRATCH else shared.OWNERS.model(owner, base_model or default_model())
-    settings = PrepareSettings(data=[staged(owner, files, pasted)], model=counting,
+    data = staged(owner, files, pasted)
+    reading = reading_options(include_drafts, include_comments, titles, keep_code)
+    settings = PrepareSettings(data=[data], model=counting,
                                block_size=int(block_size) or default_block_size(resolve_device("auto"), 1024),
-                               heldout=float(heldout), seed=int(seed))
+                               heldout=float(heldout), seed=int(seed), keep_code=reading.keep_code,
+                               include_drafts=reading.include_drafts, include_comments=reading.include_comments,
+                               titles=reading.titles,
+                               dump=str(shared.OWNERS.exports(owner) / f"documents-{Path(data).name}.jsonl"))
     report = prepare(settings, tokenizer=MODELS.tokenizer(counting, token=shared.visitor_token(oauth_token))[0])
-    return view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang)
+    return (view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang),
+            report.dump_file or None)
 
 
 def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
-                        seed: int, lang: str = "ja", session: str | None = None, request: gr.Request = None,
-                        profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None):
+                        seed: int, lang: str = "ja", session: str | None = None, include_drafts: bool = False,
+                        include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+                        request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+                        oauth_token: gr.OAuthToken | None = None):
     """The data check again after a setting it depends on changed (nothing until text is given)."""
     if not files and not (pasted or "").strip():
-        return gr.skip(), gr.skip()
-    return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, request, profile,
-                      oauth_token)
+        return gr.skip(), gr.skip(), gr.skip()
+    return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, include_drafts,
+                      include_comments, titles, keep_code, request, profile, oauth_token)
 
 
 def cli_command(files: list[str] | None = None, pasted: str = "", base_model: str = EMBEDDED_MODEL,
@@ -269,14 +288,16 @@ def cli_command(files: list[str] | None = None, pasted: str = "", base_model: st
                 batch_size: int = 0, block_size: int = 0, device: str = "auto", heldout: float = 0.1,
                 seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                 lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
-                width: int = 256, heads: int = 4) -> str:
+                width: int = 256, heads: int = 4, include_drafts: bool = False, include_comments: bool = False,
+                titles: bool = False, keep_code: bool = False) -> str:
     """The `python -m finetune` command for the form as it stands (same parameters as start_training),
     as the visitor would run it on their own machine: their text in my-data/, no server paths."""
     given = "my-data/" if files or (pasted or "").strip() else ""   # no text yet: a placeholder
     try:
         settings, shape = train_form(given, base_model, method, epochs, max_steps, learning_rate, batch_size,
                                      block_size, device, heldout, seed, warmup_steps, precision, lora_r,
-                                     lora_alpha, lora_dropout, vocab_size, layers, width, heads)
+                                     lora_alpha, lora_dropout, vocab_size, layers, width, heads,
+                                     reading_options(include_drafts, include_comments, titles, keep_code))
     except ValueError as err:
         return f"# {err}"
     settings.out = "NEW-RUN"  # the real folder is named when the run starts
@@ -289,8 +310,10 @@ def start_training(files: list[str] | None = None, pasted: str = "", base_model:
                    batch_size: int = 0, block_size: int = 0, device: str = "auto", heldout: float = 0.1,
                    seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                    lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
-                   width: int = 256, heads: int = 4, session: str | None = None, request: gr.Request = None,
-                   profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> dict:
+                   width: int = 256, heads: int = 4, session: str | None = None, include_drafts: bool = False,
+                   include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+                   request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+                   oauth_token: gr.OAuthToken | None = None) -> dict:
     """Start training now, or join the line when another run trains; the caller's job status."""
     owner = owner_of(session, request, profile)
     if base_model != SCRATCH:
@@ -303,7 +326,8 @@ def start_training(files: list[str] | None = None, pasted: str = "", base_model:
     data = staged(owner, files, pasted)
     settings, shape = train_form(data, base_model, method, epochs, max_steps, learning_rate, batch_size,
                                  block_size, device, heldout, seed, warmup_steps, precision,
-                                 lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads)
+                                 lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads,
+                                 reading_options(include_drafts, include_comments, titles, keep_code))
     ticket = Ticket(owner.folders[0], settings, shape, runs_dir=shared.OWNERS.runs_dirs(owner)[0], data=(Path(data),))
     return shared.QUEUE.submit(ticket).to_dict()
 

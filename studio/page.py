@@ -77,8 +77,14 @@ def build() -> gr.Blocks:
                     files = gr.File(label=T("files"), file_count="multiple", elem_id="files",
                                     file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".tsv", ".zip"])
                     pasted = gr.Textbox("", label=T("pasted"), lines=5, placeholder=T("pasted_placeholder"), elem_id="pasted")
+                    with gr.Row():  # blog exports (finetune.formats.ReadOptions)
+                        include_drafts = gr.Checkbox(False, label=T("include_drafts"), elem_id="include-drafts")
+                        include_comments = gr.Checkbox(False, label=T("include_comments"), elem_id="include-comments")
+                        titles = gr.Checkbox(False, label=T("titles"), elem_id="titles")
+                        keep_code = gr.Checkbox(False, label=T("keep_code"), elem_id="keep-code")
                     check_button = gr.Button(T("check_data"), elem_id="check-data")
                     summary = gr.Markdown(elem_id="data-summary")
+                    dump_file = gr.File(label=T("dump_file"), interactive=False, elem_id="dump-file")
                     with gr.Accordion(T("block_preview"), open=True):
                         blocks = gr.Markdown(elem_id="block-preview")
                 with gr.Column(scale=1):
@@ -242,15 +248,19 @@ def build() -> gr.Blocks:
 
         form = [base_model, method, epochs, max_steps, learning_rate, batch_size, block_size, device, heldout, seed,
                 warmup_steps, precision, lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads]
-        check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session]
-        check_button.click(cb.check_data, check_inputs, [summary, blocks], api_name="prepare_data")
-        gr.on([files.upload, base_model.change, block_size.change, heldout.change], cb.check_data_if_given, check_inputs,
-              [summary, blocks], api_visibility="private", trigger_mode="always_last")
-        gr.on([demo.load] + [c.change for c in [files, pasted, *form]], cb.cli_command, [files, pasted, *form], command,
+        reading = [include_drafts, include_comments, titles, keep_code]   # after the older inputs: APIs keep working
+        check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session, *reading]
+        check_button.click(cb.check_data, check_inputs, [summary, blocks, dump_file], api_name="prepare_data")
+        gr.on([files.upload, base_model.change, block_size.change, heldout.change] + [c.change for c in reading],
+              cb.check_data_if_given, check_inputs,
+              [summary, blocks, dump_file], api_visibility="private", trigger_mode="always_last")
+        gr.on([demo.load] + [c.change for c in [files, pasted, *form, *reading]], cb.cli_command,
+              [files, pasted, *form, *reading], command,
               api_name="cli_command", show_progress="hidden", trigger_mode="always_last")
         gr.on([base_model.change, method.change], cb.method_fields, [base_model, method],
               [lora_group, scratch_group, method], api_visibility="private")
-        start_button.click(cb.start_training, [files, pasted, *form, session], job_status, api_name="start_training")
+        start_button.click(cb.start_training, [files, pasted, *form, session, *reading], job_status,
+                           api_name="start_training")
         cancel_button.click(cb.cancel_training, session, job_status, api_name="cancel_training")
         page_ready.then(cb.page_interrupted, session, [interrupted_box, interrupted_run], api_visibility="private")
         resume_button.click(cb.resume_training, [interrupted_run, session], job_status,

@@ -70,6 +70,11 @@ TEXT = {
     "data_heading": ("### 1. データ", "### 1. Data"),
     "files": ("ファイル（.txt .md .html .jsonl .json .csv .zip）", "Files (.txt .md .html .jsonl .json .csv .zip)"),
     "pasted": ("または文章を貼り付け", "Or paste text"),
+    # blog exports (the options of finetune.formats.ReadOptions)
+    "include_drafts": ("下書き・非公開の記事も使う", "Include drafts and unpublished posts"),
+    "include_comments": ("読者のコメントも使う", "Include readers' comments"),
+    "titles": ("記事のタイトルを1行目に入れる", "Titles as the first line"),
+    "keep_code": ("コードブロックを残す", "Keep code blocks"),
     "pasted_placeholder": ("ここに学習させたい文章を貼り付けます", "Paste the text to learn from here"),
     "check_data": ("データを確認", "Check the data"),
     "block_preview": ("学習ブロックのプレビュー", "Preview of the training blocks"),
@@ -123,6 +128,10 @@ TEXT = {
     "sum_blocks": ("学習ブロック", "Training blocks"),
     "sum_blocks_value": ("{blocks} 個 × {size} トークン", "{blocks} × {size} tokens"),
     "sum_dropped": ("使われないトークン（端数）", "Dropped tokens (tail)"),
+    "file_posts": ("記事 {posts} 件・コメント {comments} 件", "{posts} posts, {comments} comments"),
+    "left_out": ("使わなかったもの：{items}", "Left out: {items}"),
+    "left_out_option": ("「{option}」で使えます", "use “{option}” to include them"),
+    "dump_file": ("整形済みの文書（学習に使う形・.jsonl）", "Cleaned documents (as training uses them, .jsonl)"),
     "file_used": ("{format}・{documents} 文書・{characters:,} 文字", "{format}, {documents} documents, {characters:,} characters"),
     "scratch_counts_note": ("※ トークン数は内蔵モデルのトークナイザーでの概算です。ゼロから作る場合は、この文章で新しいトークナイザーを学習します。",
                             "Token counts use the embedded model's tokenizer as an estimate: a new model gets a "

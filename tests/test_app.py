@@ -86,15 +86,16 @@ def test_unknown_model_is_a_japanese_error():
 # Training
 
 def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
-    summary, blocks = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
+    summary, blocks, dump = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
     for label in ("文書", "文字数", "トークン数", "検証用", "学習ブロック", "使われないトークン"):
         assert label in summary
     assert "unseen-ja.txt" in summary
     assert "ブロック 1（64 トークン）" in blocks
+    assert Path(dump).is_file() and Path(dump).parent == shared.OWNERS.exports(studio.owner_of(None, None, None))
 
 
 def test_pasted_text_is_used_and_no_text_is_an_error(embedded):
-    summary, _ = studio.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
+    summary, _, _ = studio.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
     assert "Documents" in summary and "pasted.txt" in summary
     with pytest.raises(gr.Error) as err:
         studio.check_data(None, "  ", embedded, 64, 0.1, 42, "ja")
@@ -338,3 +339,18 @@ def test_qlora_is_offered_only_where_it_trains_and_shows_the_lora_settings():
     assert (("QLoRA", "qlora") in [tuple(c) for c in method.choices]) == (qlora_problem("cuda") is None)
     assert studio.method_fields(EMBEDDED_MODEL, "qlora")[0]["visible"] is True
     assert studio.method_fields(EMBEDDED_MODEL, "full")[0]["visible"] is False
+
+
+def test_blog_export_options_reach_the_data_check_and_the_command(embedded):
+    export = str(Path(__file__).parent / "data" / "exports" / "wordpress.xml")
+    plain, _, _ = studio.check_data([export], "", embedded, 64, 0.1, 42, "en")
+    assert "posts" in plain and "Left out:" in plain and "Include drafts and unpublished posts" in plain
+    full, _, dump = studio.check_data([export], "", embedded, 64, 0.1, 42, "en", None, True, True, True, True)
+    assert full != plain and Path(dump).read_text(encoding="utf-8").strip()
+    command = studio.cli_command([export], "", embedded, include_drafts=True, include_comments=True, titles=True,
+                                 keep_code=True)
+    for flag in ("--include-drafts", "--include-comments", "--titles", "--keep-code"):
+        assert flag in command
+    settings, _ = studio.train_form("d", embedded, "full", 1, 1, 0, 0, 64, "cpu", 0.1, 0, 0, "auto", 8, 16, 0.05,
+                                    6000, 4, 256, 4, studio.reading_options(True, False, True, False))
+    assert settings.reading.include_drafts and settings.reading.titles and not settings.reading.keep_code
