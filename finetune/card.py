@@ -23,6 +23,8 @@ def card_metadata(folder, what: str, license: str):
     tags = ["japanese", "text-generation", "from-scratch" if folder.from_scratch else "fine-tuned", STUDIO_TAG]
     if folder.kind == "lora":
         tags.append("lora")
+        if adapter_label(folder) == "QLoRA":
+            tags.append("qlora")
     elif not folder.from_scratch:
         tags.append("full-fine-tuning")
     if folder.kind == "lora" and what != "adapter":
@@ -65,10 +67,16 @@ def usage_snippet(repo_ref: str, what: str, base_ref: str, base_on_hub: bool) ->
             "print(tokenizer.decode(output[0], skip_special_tokens=True))\n")
 
 
+def adapter_label(folder) -> str:
+    """"QLoRA" for an adapter trained on 4-bit weights (--method qlora), else "LoRA"."""
+    method = folder.config.get("method") or folder.metrics.get("method")
+    return "QLoRA" if method == "qlora" else "LoRA"
+
+
 def settings_rows(folder) -> list[tuple[str, str, str]]:
     """(Japanese label, English label, value) for the settings table."""
     c, m = folder.config, folder.metrics
-    rows = [("方法", "method", "LoRA" if folder.kind == "lora" else "full（全パラメータ）"),
+    rows = [("方法", "method", adapter_label(folder) if folder.kind == "lora" else "full（全パラメータ）"),
             ("ステップ数", "optimizer steps", number(m.get("steps"))),
             ("ブロック長（トークン数）", "block size (tokens)", number(m.get("block_size", c.get("block_size")))),
             ("バッチサイズ", "batch size", number(c.get("batch_size"))),
@@ -136,13 +144,13 @@ def intro_ja(folder) -> str:
     if folder.from_scratch:
         return "利用者自身の日本語テキストだけでゼロから学習した小さな日本語言語モデルです。"
     return ("利用者自身の日本語テキストでファインチューニングした小さな日本語言語モデルです"
-            f"（{'LoRA' if folder.kind == 'lora' else '全パラメータ'}学習）。")
+            f"（{adapter_label(folder) if folder.kind == 'lora' else '全パラメータ'}学習）。")
 
 
 def intro_en(folder) -> str:
     if folder.from_scratch:
         return "A small Japanese causal language model trained from scratch on its author's own text."
-    method = "LoRA" if folder.kind == "lora" else "full fine-tuning"
+    method = adapter_label(folder) if folder.kind == "lora" else "full fine-tuning"
     return f"A small Japanese causal language model fine-tuned on its author's own text ({method})."
 
 

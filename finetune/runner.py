@@ -117,6 +117,8 @@ def event_line(e: dict) -> str | None:
                 f"{e['heldout_perplexity_after']:.2f} after {e['steps']} steps ({e['seconds']} s)")
     if kind == "error":
         return f"error: {e['message']}"
+    if kind == "memory":
+        return f"memory: {e['message']}"
     return None
 
 
@@ -161,12 +163,13 @@ def command_line(settings: TrainSettings, shape: ModelShape | None = None) -> st
         args += ["--max-steps", settings.max_steps]
     elif settings.epochs != defaults.epochs:
         args += ["--epochs", settings.epochs]
-    for name in ("block_size", "batch_size", "lr", "heldout", "seed", "device", "precision", "eval_steps",
-                 "save_steps", "warmup_steps", "dropout", "compile"):
+    for name in ("block_size", "batch_size", "micro_batch_size", "grad_accum", "gradient_checkpointing",
+                 "fused_loss", "lr", "heldout", "seed", "device", "precision", "eval_steps", "save_steps",
+                 "warmup_steps", "dropout", "compile"):
         value = getattr(settings, name)
         if value != getattr(defaults, name):
             args += ["--" + name.replace("_", "-"), value]
-    if settings.method == "lora" and not shape:
+    if settings.method in ("lora", "qlora") and not shape:
         for name in ("r", "alpha", "dropout"):
             value = getattr(settings.lora, name)
             if value != getattr(LoraSettings(), name):

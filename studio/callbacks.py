@@ -17,6 +17,7 @@ import gradio as gr
 
 from finetune.devices import resolve_device
 from finetune.errors import FinetuneError
+from finetune.formats import ReadOptions
 from finetune.batching import BATCHER
 from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
@@ -194,18 +195,18 @@ def adopt_run(run: str, lang: str, session: str | None = None, request: gr.Reque
 @yields_cpu
 @shows_errors
 def tokenize(text: str, model: str = EMBEDDED_MODEL, session: str | None = None, request: gr.Request = None,
-             profile: gr.OAuthProfile | None = None) -> dict:
+             profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> dict:
     """Tokens, ids, counts and coloured spans of `text` under `model`'s tokenizer."""
     model = shared.OWNERS.model(owner_of(session, request, profile), model or default_model())
-    tokenizer, parity = MODELS.tokenizer(model)
+    tokenizer, parity = MODELS.tokenizer(model, token=shared.visitor_token(oauth_token))
     return view.token_details(token_view(tokenizer, text or ""), model, parity)
 
 
 @yields_cpu
 def tokenize_b(text: str, model: str, compare: bool, session: str | None = None, request: gr.Request = None,
-               profile: gr.OAuthProfile | None = None) -> dict:
+               profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None) -> dict:
     """The second tokenizer of compare mode (nothing while compare mode is off)."""
-    return tokenize(text, model, session, request, profile) if compare else {}
+    return tokenize(text, model, session, request, profile, oauth_token) if compare else {}
 
 
 def show_tokens(details_a: dict, details_b: dict, lang: str) -> tuple[str, str]:
@@ -219,7 +220,7 @@ def show_tokens(details_a: dict, details_b: dict, lang: str) -> tuple[str, str]:
 def train_form(data: str, base_model: str, method: str, epochs: float, max_steps: int, learning_rate: float,
                batch_size: int, block_size: int, device: str, heldout: float, seed: int, warmup_steps: int,
                precision: str, lora_r: int, lora_alpha: int, lora_dropout: float, vocab_size: int, layers: int,
-               width: int, heads: int) -> tuple[TrainSettings, ModelShape | None]:
+               width: int, heads: int, reading: ReadOptions | None = None) -> tuple[TrainSettings, ModelShape | None]:
     """The form's values as engine settings (ValueError on a bad value)."""
     scratch = base_model == SCRATCH
     settings = TrainSettings(
@@ -228,10 +229,17 @@ def train_form(data: str, base_model: str, method: str, epochs: float, max_steps
         lr=learning_rate or None,  # 0 or empty: the method's default
         batch_size=int(batch_size), block_size=int(block_size), device=device, heldout=float(heldout),
         seed=int(seed), warmup_steps=int(warmup_steps), precision=precision,
-        lora=LoraSettings(r=int(lora_r), alpha=int(lora_alpha), dropout=float(lora_dropout)))
+        lora=LoraSettings(r=int(lora_r), alpha=int(lora_alpha), dropout=float(lora_dropout)),
+        reading=reading or ReadOptions())
     shape = ModelShape(vocab_size=int(vocab_size), layers=int(layers), width=int(width), heads=int(heads),
                        context=max(512, int(block_size))) if scratch else None
     return settings, shape
+
+
+def reading_options(include_drafts=False, include_comments=False, titles=False, keep_code=False) -> ReadOptions:
+    """The blog-export checkboxes as the engine's read options (None, from an API call: off)."""
+    return ReadOptions(include_drafts=bool(include_drafts), include_comments=bool(include_comments),
+                       titles=bool(titles), keep_code=bool(keep_code))
 
 
 def staged(owner: Owner, files, pasted: str) -> str:
@@ -242,25 +250,37 @@ def staged(owner: Owner, files, pasted: str) -> str:
 @yields_cpu
 @shows_errors
 def check_data(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
-               seed: int, lang: str = "ja", session: str | None = None, request: gr.Request = None,
-               profile: gr.OAuthProfile | None = None) -> tuple[str, str]:
-    """Read the text as training will: a summary and the first packed blocks."""
+               seed: int, lang: str = "ja", session: str | None = None, include_drafts: bool = False,
+               include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+               request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+               oauth_token: gr.OAuthToken | None = None) -> tuple[str, str, str | None]:
+    """Read the text as training will: a summary, the first packed blocks, and the cleaned documents
+    as a .jsonl file (in the caller's own exports folder, which only they can download)."""
     owner = owner_of(session, request, profile)
     counting = EMBEDDED_MODEL if base_model == SCRATCH else shared.OWNERS.model(owner, base_model or default_model())
-    settings = PrepareSettings(data=[staged(owner, files, pasted)], model=counting,
+    data = staged(owner, files, pasted)
+    reading = reading_options(include_drafts, include_comments, titles, keep_code)
+    settings = PrepareSettings(data=[data], model=counting,
                                block_size=int(block_size) or default_block_size(resolve_device("auto"), 1024),
-                               heldout=float(heldout), seed=int(seed))
-    report = prepare(settings, tokenizer=MODELS.tokenizer(counting)[0])
-    return view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang)
+                               heldout=float(heldout), seed=int(seed), keep_code=reading.keep_code,
+                               include_drafts=reading.include_drafts, include_comments=reading.include_comments,
+                               titles=reading.titles,
+                               dump=str(shared.OWNERS.exports(owner) / f"documents-{Path(data).name}.jsonl"))
+    report = prepare(settings, tokenizer=MODELS.tokenizer(counting, token=shared.visitor_token(oauth_token))[0])
+    return (view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang),
+            report.dump_file or None)
 
 
 def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
-                        seed: int, lang: str = "ja", session: str | None = None, request: gr.Request = None,
-                        profile: gr.OAuthProfile | None = None):
+                        seed: int, lang: str = "ja", session: str | None = None, include_drafts: bool = False,
+                        include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+                        request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+                        oauth_token: gr.OAuthToken | None = None):
     """The data check again after a setting it depends on changed (nothing until text is given)."""
     if not files and not (pasted or "").strip():
-        return gr.skip(), gr.skip()
-    return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, request, profile)
+        return gr.skip(), gr.skip(), gr.skip()
+    return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, include_drafts,
+                      include_comments, titles, keep_code, request, profile, oauth_token)
 
 
 def cli_command(files: list[str] | None = None, pasted: str = "", base_model: str = EMBEDDED_MODEL,
@@ -268,14 +288,16 @@ def cli_command(files: list[str] | None = None, pasted: str = "", base_model: st
                 batch_size: int = 0, block_size: int = 0, device: str = "auto", heldout: float = 0.1,
                 seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                 lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
-                width: int = 256, heads: int = 4) -> str:
+                width: int = 256, heads: int = 4, include_drafts: bool = False, include_comments: bool = False,
+                titles: bool = False, keep_code: bool = False) -> str:
     """The `python -m finetune` command for the form as it stands (same parameters as start_training),
     as the visitor would run it on their own machine: their text in my-data/, no server paths."""
     given = "my-data/" if files or (pasted or "").strip() else ""   # no text yet: a placeholder
     try:
         settings, shape = train_form(given, base_model, method, epochs, max_steps, learning_rate, batch_size,
                                      block_size, device, heldout, seed, warmup_steps, precision, lora_r,
-                                     lora_alpha, lora_dropout, vocab_size, layers, width, heads)
+                                     lora_alpha, lora_dropout, vocab_size, layers, width, heads,
+                                     reading_options(include_drafts, include_comments, titles, keep_code))
     except ValueError as err:
         return f"# {err}"
     settings.out = "NEW-RUN"  # the real folder is named when the run starts
@@ -288,18 +310,24 @@ def start_training(files: list[str] | None = None, pasted: str = "", base_model:
                    batch_size: int = 0, block_size: int = 0, device: str = "auto", heldout: float = 0.1,
                    seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                    lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
-                   width: int = 256, heads: int = 4, session: str | None = None, request: gr.Request = None,
-                   profile: gr.OAuthProfile | None = None) -> dict:
+                   width: int = 256, heads: int = 4, session: str | None = None, include_drafts: bool = False,
+                   include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+                   request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+                   oauth_token: gr.OAuthToken | None = None) -> dict:
     """Start training now, or join the line when another run trains; the caller's job status."""
     owner = owner_of(session, request, profile)
     if base_model != SCRATCH:
         base_model = shared.OWNERS.model(owner, base_model or default_model())
         shared.POLICY.check_weights(base_model)   # refused now, not after a wait in the line
+        # A Hub base: its size (the studio's download limit) and the visitor's access, before the run.
+        shared.POLICY.check_download(base_model, token=shared.visitor_token(oauth_token),
+                                     parts=("model", "tokenizer"))
     shared.sweep_now()                             # room for the new files, if the disk is full
     data = staged(owner, files, pasted)
     settings, shape = train_form(data, base_model, method, epochs, max_steps, learning_rate, batch_size,
                                  block_size, device, heldout, seed, warmup_steps, precision,
-                                 lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads)
+                                 lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads,
+                                 reading_options(include_drafts, include_comments, titles, keep_code))
     ticket = Ticket(owner.folders[0], settings, shape, runs_dir=shared.OWNERS.runs_dirs(owner)[0], data=(Path(data),))
     return shared.QUEUE.submit(ticket).to_dict()
 
@@ -359,9 +387,9 @@ def show_status(status: dict, lang: str, shown: str, run: str):
 
 
 def method_fields(base_model: str, method: str):
-    """LoRA settings only matter for LoRA; scratch settings only for a new model."""
+    """LoRA settings only matter for LoRA and QLoRA; scratch settings only for a new model."""
     scratch = base_model == SCRATCH
-    return gr.update(visible=method == "lora" and not scratch), gr.update(visible=scratch), \
+    return gr.update(visible=method in ("lora", "qlora") and not scratch), gr.update(visible=scratch), \
         gr.update(interactive=not scratch)
 
 
@@ -379,11 +407,12 @@ def model_prompt(text: str, mode: str) -> str:
     return prompt_for(text) if mode == "qa" else text
 
 
-def streamed_reply(owner: Owner, model: str, prompt: str, mode: str, settings: GenerationSettings):
+def streamed_reply(owner: Owner, model: str, prompt: str, mode: str, settings: GenerationSettings,
+                   token: str | bool | None = None):
     """The reply so far, growing piece by piece. Every generation of the studio goes through here."""
     if not model:
         raise FinetuneError("no model chosen")
-    loaded, tokenizer = MODELS.model(shared.OWNERS.model(owner, model))
+    loaded, tokenizer = MODELS.model(shared.OWNERS.model(owner, model), token=token)
     reply = ""
     for piece in BATCHER.stream(loaded, tokenizer, model_prompt(prompt, mode), settings):
         reply += piece
@@ -401,13 +430,13 @@ def with_turn(history: list | None, prompt: str, reply: str) -> list:
 def generate(prompt: str, model: str = EMBEDDED_MODEL, mode: str = "complete", max_new_tokens: int = 60,
              temperature: float = 0.8, top_p: float = 0.95, top_k: int = 50, repetition_penalty: float = 1.1,
              seed: int = 0, history: list | None = None, session: str | None = None, request: gr.Request = None,
-             profile: gr.OAuthProfile | None = None):
+             profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None):
     """Continue `prompt` (or answer it, mode "qa") with one model, streamed into the chat."""
     if not (prompt or "").strip():
         raise ValueError("the prompt is empty")
     owner = owner_of(session, request, profile)
     settings = sampling(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
-    for reply in streamed_reply(owner, model, prompt, mode, settings):
+    for reply in streamed_reply(owner, model, prompt, mode, settings, shared.visitor_token(oauth_token)):
         yield with_turn(history, prompt, reply)
 
 
@@ -417,7 +446,7 @@ def compare(prompt: str, base_model: str = EMBEDDED_MODEL, tuned_model: str = ""
             max_new_tokens: int = 60, temperature: float = 0.8, top_p: float = 0.95, top_k: int = 50,
             repetition_penalty: float = 1.1, seed: int = 0, base_history: list | None = None,
             tuned_history: list | None = None, session: str | None = None, request: gr.Request = None,
-            profile: gr.OAuthProfile | None = None):
+            profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None):
     """The same prompt and seed through the base and the fine-tuned model, side by side."""
     if not (prompt or "").strip():
         raise ValueError("the prompt is empty")
@@ -426,35 +455,38 @@ def compare(prompt: str, base_model: str = EMBEDDED_MODEL, tuned_model: str = ""
     owner = owner_of(session, request, profile)
     settings = sampling(max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed)
     shared.OWNERS.model(owner, tuned_model)   # refused before the base side starts talking
+    token = shared.visitor_token(oauth_token)
     base_reply = ""
-    for base_reply in streamed_reply(owner, base_model, prompt, mode, settings):
+    for base_reply in streamed_reply(owner, base_model, prompt, mode, settings, token):
         yield with_turn(base_history, prompt, base_reply), with_turn(tuned_history, prompt, "…")
-    for tuned_reply in streamed_reply(owner, tuned_model, prompt, mode, settings):
+    for tuned_reply in streamed_reply(owner, tuned_model, prompt, mode, settings, token):
         yield with_turn(base_history, prompt, base_reply), with_turn(tuned_history, prompt, tuned_reply)
 
 
 def generate_single(side_by_side: bool, prompt: str, model: str, mode: str, max_new_tokens: int,
                     temperature: float, top_p: float, top_k: int, repetition_penalty: float, seed: int,
                     history: list | None, session: str | None = None, request: gr.Request = None,
-                    profile: gr.OAuthProfile | None = None):
+                    profile: gr.OAuthProfile | None = None, oauth_token: gr.OAuthToken | None = None):
     """Enter in the prompt box: a single generation unless side-by-side mode is on."""
     if side_by_side:
         yield gr.skip()
         return
     yield from generate(prompt, model, mode, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed,
-                        history, session, request, profile)
+                        history, session, request, profile, oauth_token)
 
 
 def compare_pair(side_by_side: bool, prompt: str, base_model: str, tuned_model: str, mode: str,
                  max_new_tokens: int, temperature: float, top_p: float, top_k: int, repetition_penalty: float,
                  seed: int, base_history: list | None, tuned_history: list | None, session: str | None = None,
-                 request: gr.Request = None, profile: gr.OAuthProfile | None = None):
+                 request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+                 oauth_token: gr.OAuthToken | None = None):
     """Enter in the prompt box: a side-by-side generation when that mode is on."""
     if not side_by_side:
         yield gr.skip(), gr.skip()
         return
     yield from compare(prompt, base_model, tuned_model, mode, max_new_tokens, temperature, top_p, top_k,
-                       repetition_penalty, seed, base_history, tuned_history, session, request, profile)
+                       repetition_penalty, seed, base_history, tuned_history, session, request, profile,
+                       oauth_token)
 
 
 def chat_layout(side_by_side: bool):

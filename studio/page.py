@@ -8,10 +8,12 @@ import os
 
 import gradio as gr
 
+from finetune.batching import BATCHER
 from finetune.devices import describe_devices
 from finetune.generate import GenerationSettings
+from finetune.hubmodels import HUB_REACHABLE
 from finetune.lora import LoraSettings
-from finetune.models import DEFAULT_BASE
+from finetune.models import DEFAULT_BASE, qlora_problem
 from finetune.scratch import ModelShape
 from finetune.train import TrainSettings
 
@@ -31,6 +33,8 @@ def build() -> gr.Blocks:
     everyone = NOBODY if shared.OWNERS.private else LOCAL
     # On a Space, Gradio's own copies of visitors' files (uploads as received, zips handed out) go
     # after the same retention as the studio's anonymous files.
+    # Why the embedded model is preselected, under the model choices (none when the Hub answered).
+    model_note = "" if shared.HUB_CHOICE.reason == HUB_REACHABLE else f"model_note_{shared.HUB_CHOICE.reason}"
     retention = (shared.SWEEP_SECONDS, int(shared.RETENTION_HOURS * 3600)) if shared.OWNERS.private else None
     with gr.Blocks(title=say("ja", "app_title"), delete_cache=retention) as demo:
         # The browser's session key (made on its first visit), kept in its localStorage: a reload, or
@@ -54,6 +58,8 @@ def build() -> gr.Blocks:
                 with gr.Column(scale=2):
                     tok_model = gr.Dropdown(cb.model_choices("ja", everyone), value=default_model(), label=T("tokenizer"),
                                             info=T("tokenizer_info"), allow_custom_value=True, elem_id="tok-model")
+                    if model_note:
+                        gr.Markdown(T(model_note), elem_classes="model-note", elem_id="tok-model-note")
                     compare_on = gr.Checkbox(False, label=T("compare_tokenizers"), elem_id="compare-on")
                     tok_model_b = gr.Dropdown(cb.model_choices("ja", everyone), value=DEFAULT_BASE, label=T("tokenizer_b"),
                                               allow_custom_value=True, visible=False, elem_id="tok-model-b")
@@ -71,15 +77,26 @@ def build() -> gr.Blocks:
                     files = gr.File(label=T("files"), file_count="multiple", elem_id="files",
                                     file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".tsv", ".zip"])
                     pasted = gr.Textbox("", label=T("pasted"), lines=5, placeholder=T("pasted_placeholder"), elem_id="pasted")
+                    with gr.Row():  # blog exports (finetune.formats.ReadOptions)
+                        include_drafts = gr.Checkbox(False, label=T("include_drafts"), elem_id="include-drafts")
+                        include_comments = gr.Checkbox(False, label=T("include_comments"), elem_id="include-comments")
+                        titles = gr.Checkbox(False, label=T("titles"), elem_id="titles")
+                        keep_code = gr.Checkbox(False, label=T("keep_code"), elem_id="keep-code")
                     check_button = gr.Button(T("check_data"), elem_id="check-data")
                     summary = gr.Markdown(elem_id="data-summary")
+                    dump_file = gr.File(label=T("dump_file"), interactive=False, elem_id="dump-file")
                     with gr.Accordion(T("block_preview"), open=True):
                         blocks = gr.Markdown(elem_id="block-preview")
                 with gr.Column(scale=1):
                     gr.Markdown(T("settings_heading"))
                     base_model = gr.Dropdown(cb.base_choices("ja", everyone), value=default_model(), label=T("base_model"),
                                              info=T("base_model_info"), allow_custom_value=True, elem_id="base-model")
-                    method = gr.Radio([(T("method_full"), "full"), ("LoRA", "lora")], value="full",
+                    if model_note:
+                        gr.Markdown(T(model_note), elem_classes="model-note", elem_id="base-model-note")
+                    # QLoRA (4-bit base weights) only where it can train: a CUDA GPU with bitsandbytes.
+                    methods = [(T("method_full"), "full"), ("LoRA", "lora")] + \
+                        ([("QLoRA", "qlora")] if qlora_problem("cuda") is None else [])
+                    method = gr.Radio(methods, value="full",
                                       label=T("method"), elem_id="method")
                     with gr.Row():
                         epochs = gr.Number(3, label=T("epochs"), minimum=0.1, step=1, elem_id="epochs")
@@ -231,15 +248,19 @@ def build() -> gr.Blocks:
 
         form = [base_model, method, epochs, max_steps, learning_rate, batch_size, block_size, device, heldout, seed,
                 warmup_steps, precision, lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads]
-        check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session]
-        check_button.click(cb.check_data, check_inputs, [summary, blocks], api_name="prepare_data")
-        gr.on([files.upload, base_model.change, block_size.change, heldout.change], cb.check_data_if_given, check_inputs,
-              [summary, blocks], api_visibility="private", trigger_mode="always_last")
-        gr.on([demo.load] + [c.change for c in [files, pasted, *form]], cb.cli_command, [files, pasted, *form], command,
+        reading = [include_drafts, include_comments, titles, keep_code]   # after the older inputs: APIs keep working
+        check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session, *reading]
+        check_button.click(cb.check_data, check_inputs, [summary, blocks, dump_file], api_name="prepare_data")
+        gr.on([files.upload, base_model.change, block_size.change, heldout.change] + [c.change for c in reading],
+              cb.check_data_if_given, check_inputs,
+              [summary, blocks, dump_file], api_visibility="private", trigger_mode="always_last")
+        gr.on([demo.load] + [c.change for c in [files, pasted, *form, *reading]], cb.cli_command,
+              [files, pasted, *form, *reading], command,
               api_name="cli_command", show_progress="hidden", trigger_mode="always_last")
         gr.on([base_model.change, method.change], cb.method_fields, [base_model, method],
               [lora_group, scratch_group, method], api_visibility="private")
-        start_button.click(cb.start_training, [files, pasted, *form, session], job_status, api_name="start_training")
+        start_button.click(cb.start_training, [files, pasted, *form, session, *reading], job_status,
+                           api_name="start_training")
         cancel_button.click(cb.cancel_training, session, job_status, api_name="cancel_training")
         page_ready.then(cb.page_interrupted, session, [interrupted_box, interrupted_run], api_visibility="private")
         resume_button.click(cb.resume_training, [interrupted_run, session], job_status,
@@ -260,12 +281,17 @@ def build() -> gr.Blocks:
                                                         send_button, compare_button], api_visibility="private")
         play_tab.select(cb.refresh_models, [lang, play_model, compare_base, compare_tuned, session],
                         [play_model, compare_base, compare_tuned], api_visibility="private")
+        # Generations share one batch (finetune/batching.py): as many run at once as a batch holds,
+        # not the queue's default 4.
+        batch = BATCHER.max_batch
         generating = [
-            send_button.click(cb.generate, single_inputs, chat, api_name="generate"),
-            compare_button.click(cb.compare, pair_inputs, [chat_base, chat_tuned], api_name="compare"),
-            prompt.submit(cb.generate_single, [side_by_side, *single_inputs], chat, api_visibility="private"),
+            send_button.click(cb.generate, single_inputs, chat, api_name="generate", concurrency_limit=batch),
+            compare_button.click(cb.compare, pair_inputs, [chat_base, chat_tuned], api_name="compare",
+                                 concurrency_limit=batch),
+            prompt.submit(cb.generate_single, [side_by_side, *single_inputs], chat, api_visibility="private",
+                          concurrency_limit=batch),
             prompt.submit(cb.compare_pair, [side_by_side, *pair_inputs], [chat_base, chat_tuned],
-                          api_visibility="private"),
+                          api_visibility="private", concurrency_limit=batch),
         ]
         stop_button.click(None, None, None, cancels=generating, api_visibility="private")
         clear_button.click(lambda: ([], [], []), None, [chat, chat_base, chat_tuned], api_visibility="private")

@@ -12,6 +12,7 @@ import threading
 import time
 from pathlib import Path
 
+from finetune import hubmodels
 from finetune.cache import ModelCache
 from finetune.models import EMBEDDED_MODEL, studio_policy
 from finetune.runner import TrainingJob, portable_command
@@ -35,11 +36,26 @@ def work_folder() -> Path:
     return Path("runs/studio")
 
 
+# Chosen once, at start: rinna/japanese-gpt2-xsmall when the Hub answers (or it is cached), else
+# the embedded model with the reason (HUB_CHOICE.reason), which the page shows as a note.
+HUB_CHOICE = hubmodels.default_base()
+# Read once now, so that a bad STUDIO_MAX_MODEL_GB stops the studio at start, not at a visitor's load.
+MAX_MODEL_BYTES = hubmodels.max_model_bytes()
+
+
 def default_model() -> str:
-    """The model every model choice starts from, and what an empty choice means: the embedded
-    model, which works offline. (The one place to change it, e.g. to rinna/japanese-gpt2-xsmall
-    when the Hub is reachable.)"""
-    return EMBEDDED_MODEL
+    """The model every model choice starts from, and what an empty choice means: the default Hub
+    model when it can be loaded, else the embedded model, which works offline (HUB_CHOICE)."""
+    return HUB_CHOICE.model
+
+
+def visitor_token(oauth_token) -> str | bool | None:
+    """The token a visitor's Hub model loads use (see finetune.hubmodels on tokens): on a Space the
+    signed-in visitor's own, else False (anonymous), never None (the server's HF_TOKEN would read
+    for them); locally None (this machine's login is the user's own)."""
+    if not OWNERS.private:
+        return None
+    return oauth_token.token if oauth_token is not None else False
 
 
 WORK = work_folder()
@@ -52,6 +68,9 @@ QUEUE = TrainingQueue(lambda on_end: TrainingJob(WORK / "runs", policy=POLICY, d
                                                  on_end=on_end))
 JOB = QUEUE.job
 MODELS = ModelCache(max_models=3, policy=POLICY)  # base and tuned side by side, plus one being looked at
+# The default Hub model's files are fetched in the background when the Hub answers, so the first
+# visitor does not wait for them (the Future: its DownloadPlan, or the error, logged).
+PREFETCH = hubmodels.prefetch(HUB_CHOICE.model) if HUB_CHOICE.reason == hubmodels.HUB_REACHABLE else None
 SCRATCH = "scratch"                # base-model choice meaning "a new model from scratch"
 EXAMPLE_SENTENCE = "これはペンです。これはリンゴです。"
 POLL_SECONDS = 1.0                 # how often an open page asks for the training status

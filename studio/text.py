@@ -35,6 +35,17 @@ TEXT = {
     "tokenizer": ("トークナイザー（モデル）", "Tokenizer (model)"),
     "tokenizer_info": ("一覧から選ぶか、Hub の ID やフォルダを入力", "pick one, or type a Hub id or a folder"),
     "compare_tokenizers": ("2つのトークナイザーを並べて比べる", "Compare two tokenizers side by side"),
+    # why the embedded model is preselected instead of rinna/japanese-gpt2-xsmall (finetune.hubmodels reasons)
+    "model_note_offline-mode": ("オフラインモード（HF_HUB_OFFLINE）のため、内蔵モデルを既定にしています。"
+                                "Hub のモデルは、キャッシュにあるものだけ使えます。",
+                                "Offline mode (HF_HUB_OFFLINE) is on, so the embedded model is the default; Hub "
+                                "models work only when they are already in the cache."),
+    "model_note_hub-unreachable": ("Hugging Face Hub に接続できなかったため、内蔵モデルを既定にしています。",
+                                   "The Hugging Face Hub could not be reached, so the embedded model is the default."),
+    "model_note_cached-offline": ("Hub に接続できませんが、rinna/japanese-gpt2-xsmall がキャッシュにあるので、"
+                                  "それを既定にしています（ほかの Hub のモデルはダウンロードできません）。",
+                                  "The Hub cannot be reached, but rinna/japanese-gpt2-xsmall is in the cache, so "
+                                  "it is the default (other Hub models cannot be downloaded)."),
     "tokenizer_b": ("比べるトークナイザー", "Second tokenizer"),
     "tokens_json": ("トークンとIDのデータ（JSON）", "Tokens and ids (JSON)"),
     "embedded_model": ("内蔵モデル（tiny-japanese-gpt2・オフライン）", "Embedded model (tiny-japanese-gpt2, offline)"),
@@ -59,6 +70,11 @@ TEXT = {
     "data_heading": ("### 1. データ", "### 1. Data"),
     "files": ("ファイル（.txt .md .html .jsonl .json .csv .zip）", "Files (.txt .md .html .jsonl .json .csv .zip)"),
     "pasted": ("または文章を貼り付け", "Or paste text"),
+    # blog exports (the options of finetune.formats.ReadOptions)
+    "include_drafts": ("下書き・非公開の記事も使う", "Include drafts and unpublished posts"),
+    "include_comments": ("読者のコメントも使う", "Include readers' comments"),
+    "titles": ("記事のタイトルを1行目に入れる", "Titles as the first line"),
+    "keep_code": ("コードブロックを残す", "Keep code blocks"),
     "pasted_placeholder": ("ここに学習させたい文章を貼り付けます", "Paste the text to learn from here"),
     "check_data": ("データを確認", "Check the data"),
     "block_preview": ("学習ブロックのプレビュー", "Preview of the training blocks"),
@@ -112,6 +128,10 @@ TEXT = {
     "sum_blocks": ("学習ブロック", "Training blocks"),
     "sum_blocks_value": ("{blocks} 個 × {size} トークン", "{blocks} × {size} tokens"),
     "sum_dropped": ("使われないトークン（端数）", "Dropped tokens (tail)"),
+    "file_posts": ("記事 {posts} 件・コメント {comments} 件", "{posts} posts, {comments} comments"),
+    "left_out": ("使わなかったもの：{items}", "Left out: {items}"),
+    "left_out_option": ("「{option}」で使えます", "use “{option}” to include them"),
+    "dump_file": ("整形済みの文書（学習に使う形・.jsonl）", "Cleaned documents (as training uses them, .jsonl)"),
     "file_used": ("{format}・{documents} 文書・{characters:,} 文字", "{format}, {documents} documents, {characters:,} characters"),
     "scratch_counts_note": ("※ トークン数は内蔵モデルのトークナイザーでの概算です。ゼロから作る場合は、この文章で新しいトークナイザーを学習します。",
                             "Token counts use the embedded model's tokenizer as an estimate: a new model gets a "

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from finetune.formats import LEFT_OUT
+
 from studio.text import job_error_text, say
 
 SPAN_COLOURS = 5  # neighbouring tokens cycle through this many background colours (CSS .c0 … .c4)
@@ -102,7 +104,7 @@ def run_label(run: str | Path, lang: str) -> str:
     metrics = run_metrics(run)
     if not metrics:
         return Path(run).name
-    method = "LoRA" if metrics.get("method") == "lora" else say(lang, "method_full_short")
+    method = {"lora": "LoRA", "qlora": "QLoRA"}.get(metrics.get("method"), say(lang, "method_full_short"))
     return (f"{say(lang, 'trained_prefix')} {Path(run).name} ({method}, "
             f"{metrics['heldout_perplexity_before']:.1f} → {metrics['heldout_perplexity_after']:.1f})")
 
@@ -137,15 +139,33 @@ def language_links(lang: str) -> str:
 # ---------------------------------------------------------------------------------------------
 # Data check
 
+def left_out_line(left_out: dict[str, int], lang: str) -> str:
+    """'Left out: drafts 3 (use “Include drafts” to include them), pages 2': an export's unused entries."""
+    items = []
+    for code, count in left_out.items():
+        en, ja, option = LEFT_OUT.get(code, LEFT_OUT["other"])
+        item = f"{ja if lang == 'ja' else en} {count}"
+        if option:
+            item += f"（{say(lang, 'left_out_option', option=say(lang, option))}）" if lang == "ja" else \
+                f" ({say(lang, 'left_out_option', option=say(lang, option))})"
+        items.append(item)
+    return say(lang, "left_out", items=("、" if lang == "ja" else ", ").join(items))
+
+
 def file_lines(report, lang: str) -> list[str]:
     """One line per input file: used (format, characters) or skipped (why)."""
     lines = []
     for f in report.files:
         name = Path(f.name).name
         if f.used:
-            lines.append(f"- ✓ `{name}`: {say(lang, 'file_used', format=f.format, documents=f.documents, characters=f.characters)}")
+            counts = say(lang, 'file_used', format=f.format, documents=f.documents, characters=f.characters)
+            if f.posts or f.comments:
+                counts += " · " + say(lang, "file_posts", posts=f.posts, comments=f.comments)
+            lines.append(f"- ✓ `{name}`: {counts}")
         else:
             lines.append(f"- ✗ `{name}`: {f.reason_ja if lang == 'ja' else f.reason}")
+        if f.left_out:
+            lines.append(f"  - {left_out_line(f.left_out, lang)}")
         warnings = f.warnings_ja if lang == "ja" else f.warnings
         lines += [f"  - ⚠ {w}" for w in warnings]
     return lines

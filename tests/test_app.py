@@ -86,15 +86,16 @@ def test_unknown_model_is_a_japanese_error():
 # Training
 
 def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
-    summary, blocks = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
+    summary, blocks, dump = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
     for label in ("文書", "文字数", "トークン数", "検証用", "学習ブロック", "使われないトークン"):
         assert label in summary
     assert "unseen-ja.txt" in summary
     assert "ブロック 1（64 トークン）" in blocks
+    assert Path(dump).is_file() and Path(dump).parent == shared.OWNERS.exports(studio.owner_of(None, None, None))
 
 
 def test_pasted_text_is_used_and_no_text_is_an_error(embedded):
-    summary, _ = studio.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
+    summary, _, _ = studio.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
     assert "Documents" in summary and "pasted.txt" in summary
     with pytest.raises(gr.Error) as err:
         studio.check_data(None, "  ", embedded, 64, 0.1, 42, "ja")
@@ -242,6 +243,23 @@ def client(embedded):
         app.demo.close()
 
 
+def test_offline_default_model_is_embedded_with_a_note(monkeypatch):
+    from finetune.hubmodels import OFFLINE_MODE
+    assert shared.HUB_CHOICE.reason == OFFLINE_MODE and shared.PREFETCH is None
+    assert shared.default_model() == EMBEDDED_MODEL
+    notes = {b.elem_id: b.value for b in app.demo.blocks.values() if b.elem_id in ("base-model-note", "tok-model-note")}
+    assert set(notes) == {"base-model-note", "tok-model-note"}
+    from studio.text import say
+    assert "HF_HUB_OFFLINE" in say("ja", "model_note_offline-mode") and "HF_HUB_OFFLINE" in say("en", "model_note_offline-mode")
+
+
+def test_visitor_token_is_never_none_on_a_space(monkeypatch):
+    assert shared.visitor_token(None) is None   # locally: this machine's own login
+    monkeypatch.setattr(shared.OWNERS, "private", True)
+    assert shared.visitor_token(None) is False
+    assert shared.visitor_token(gr.OAuthToken(token="hf_visitor", scope="openid", expires_at=0)) == "hf_visitor"
+
+
 def test_client_tokenize_with_default_model(client):
     result = client.predict(SENTENCE, api_name="/tokenize")
     assert result["tokens"] and len(result["ids"]) == len(result["tokens"]) == result["count"]
@@ -306,3 +324,33 @@ def test_an_interrupted_run_is_offered_and_resumed(finished_run, embedded, unsee
     with pytest.raises(gr.Error) as err:
         studio.resume_training()
     assert "no interrupted run" in err.value.message
+
+
+def test_generations_run_as_many_at_once_as_a_batch_holds():
+    from finetune.batching import BATCHER
+    limits = {f.api_name or f.name: f.concurrency_limit for f in app.demo.fns.values()
+              if (f.api_name or f.name) in ("generate", "compare", "generate_single", "compare_pair")}
+    assert limits == dict.fromkeys(("generate", "compare", "generate_single", "compare_pair"), BATCHER.max_batch)
+
+
+def test_qlora_is_offered_only_where_it_trains_and_shows_the_lora_settings():
+    from finetune.models import qlora_problem
+    method = next(b for b in app.demo.blocks.values() if b.elem_id == "method")
+    assert (("QLoRA", "qlora") in [tuple(c) for c in method.choices]) == (qlora_problem("cuda") is None)
+    assert studio.method_fields(EMBEDDED_MODEL, "qlora")[0]["visible"] is True
+    assert studio.method_fields(EMBEDDED_MODEL, "full")[0]["visible"] is False
+
+
+def test_blog_export_options_reach_the_data_check_and_the_command(embedded):
+    export = str(Path(__file__).parent / "data" / "exports" / "wordpress.xml")
+    plain, _, _ = studio.check_data([export], "", embedded, 64, 0.1, 42, "en")
+    assert "posts" in plain and "Left out:" in plain and "Include drafts and unpublished posts" in plain
+    full, _, dump = studio.check_data([export], "", embedded, 64, 0.1, 42, "en", None, True, True, True, True)
+    assert full != plain and Path(dump).read_text(encoding="utf-8").strip()
+    command = studio.cli_command([export], "", embedded, include_drafts=True, include_comments=True, titles=True,
+                                 keep_code=True)
+    for flag in ("--include-drafts", "--include-comments", "--titles", "--keep-code"):
+        assert flag in command
+    settings, _ = studio.train_form("d", embedded, "full", 1, 1, 0, 0, 64, "cpu", 0.1, 0, 0, "auto", 8, 16, 0.05,
+                                    6000, 4, 256, 4, studio.reading_options(True, False, True, False))
+    assert settings.reading.include_drafts and settings.reading.titles and not settings.reading.keep_code

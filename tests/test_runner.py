@@ -115,3 +115,25 @@ def test_a_killed_front_end_leaves_an_interrupted_run_not_a_training_orphan(tiny
     assert len(found) == 1, [(p.name, [e["event"] for e in json.loads("[" + ",".join(
         (p / "progress.jsonl").read_text().splitlines()) + "]")], is_training(p)) for p in runs.iterdir()]
     assert found[0].resumable and found[0].step >= 3
+
+
+def test_command_line_gives_qlora_its_lora_flags_and_the_memory_settings():
+    import shlex
+    from finetune.lora import LoraSettings
+    from finetune.runner import command_line
+    from finetune.train import TrainSettings
+    settings = TrainSettings(data=["d"], out="o", model="m", method="qlora", batch_size=8, micro_batch_size=2,
+                             grad_accum=4, gradient_checkpointing="on", fused_loss="off",
+                             lora=LoraSettings(r=16))
+    args = shlex.split(command_line(settings))
+    assert args[args.index("--method") + 1] == "qlora" and args[args.index("--lora-r") + 1] == "16"
+    for flag, value in (("--micro-batch-size", "2"), ("--grad-accum", "4"), ("--gradient-checkpointing", "on"),
+                        ("--fused-loss", "off")):
+        assert args[args.index(flag) + 1] == value
+    assert "--micro-batch-size" not in command_line(TrainSettings(data=["d"], out="o", model="m"))
+
+
+def test_event_line_shows_memory_events():
+    from finetune.runner import event_line
+    assert event_line({"event": "memory", "message": "out of memory: batch 8 -> 4"}) == \
+        "memory: out of memory: batch 8 -> 4"

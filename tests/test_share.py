@@ -325,3 +325,14 @@ def test_repaired_tokenizer_survives_a_save_and_plain_reload(rinna_like, tmp_pat
     tokenizer.save_pretrained(str(tmp_path))
     reloaded = AutoTokenizer.from_pretrained(str(tmp_path))
     assert check_parity(reloaded, find_spm_file(rinna_like), lowercase=True).status == "ok"
+
+
+def test_card_names_a_qlora_adapter_qlora(tmp_path):
+    from finetune.card import adapter_label, card_metadata, intro_en, settings_rows
+    from finetune.share import ModelFolder
+    folder = ModelFolder(tmp_path, "lora", "rinna/japanese-gpt2-xsmall", "rinna/japanese-gpt2-xsmall", None,
+                         {"method": "qlora", "lora": {"r": 8, "alpha": 16, "dropout": 0.0}}, {})
+    assert adapter_label(folder) == "QLoRA" and "(QLoRA)" in intro_en(folder)
+    assert settings_rows(folder)[0][2] == "QLoRA" and "qlora" in card_metadata(folder, "adapter", "mit").tags
+    lora = ModelFolder(tmp_path, "lora", None, "x", None, {"method": "lora"}, {})
+    assert adapter_label(lora) == "LoRA" and "(LoRA)" in intro_en(lora)
