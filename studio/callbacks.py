@@ -253,9 +253,9 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
                seed: int, lang: str = "ja", session: str | None = None, include_drafts: bool = False,
                include_comments: bool = False, titles: bool = False, keep_code: bool = False,
                request: gr.Request = None, profile: gr.OAuthProfile | None = None,
-               oauth_token: gr.OAuthToken | None = None) -> tuple[str, str, str | None]:
-    """Read the text as training will: a summary, the first packed blocks, and the cleaned documents
-    as a .jsonl file (in the caller's own exports folder, which only they can download)."""
+               oauth_token: gr.OAuthToken | None = None) -> tuple[str, str]:
+    """Read the text as training will: a summary and the first packed blocks. The cleaned documents
+    are also written as a .jsonl file in the caller's own exports folder (see `latest_dump`)."""
     owner = owner_of(session, request, profile)
     counting = EMBEDDED_MODEL if base_model == SCRATCH else shared.OWNERS.model(owner, base_model or default_model())
     data = staged(owner, files, pasted)
@@ -267,8 +267,16 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
                                titles=reading.titles,
                                dump=str(shared.OWNERS.exports(owner) / f"documents-{Path(data).name}.jsonl"))
     report = prepare(settings, tokenizer=MODELS.tokenizer(counting, token=shared.visitor_token(oauth_token))[0])
-    return (view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang),
-            report.dump_file or None)
+    return view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang)
+
+
+def latest_dump(session: str | None = None, request: gr.Request = None,
+                profile: gr.OAuthProfile | None = None) -> str | None:
+    """The caller's most recent cleaned-documents file (written by the data check), for download;
+    a separate step so that /prepare_data keeps its two outputs."""
+    dumps = sorted(shared.OWNERS.exports(owner_of(session, request, profile)).glob("documents-*.jsonl"),
+                   key=lambda p: p.stat().st_mtime)
+    return str(dumps[-1]) if dumps else None
 
 
 def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
@@ -278,7 +286,7 @@ def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, b
                         oauth_token: gr.OAuthToken | None = None):
     """The data check again after a setting it depends on changed (nothing until text is given)."""
     if not files and not (pasted or "").strip():
-        return gr.skip(), gr.skip(), gr.skip()
+        return gr.skip(), gr.skip()
     return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, include_drafts,
                       include_comments, titles, keep_code, request, profile, oauth_token)
 

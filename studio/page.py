@@ -250,10 +250,12 @@ def build() -> gr.Blocks:
                 warmup_steps, precision, lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads]
         reading = [include_drafts, include_comments, titles, keep_code]   # after the older inputs: APIs keep working
         check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session, *reading]
-        check_button.click(cb.check_data, check_inputs, [summary, blocks, dump_file], api_name="prepare_data")
+        check_button.click(cb.check_data, check_inputs, [summary, blocks], api_name="prepare_data").then(
+            cb.latest_dump, session, dump_file, api_visibility="private")
         gr.on([files.upload, base_model.change, block_size.change, heldout.change] + [c.change for c in reading],
               cb.check_data_if_given, check_inputs,
-              [summary, blocks, dump_file], api_visibility="private", trigger_mode="always_last")
+              [summary, blocks], api_visibility="private", trigger_mode="always_last").then(
+            cb.latest_dump, session, dump_file, api_visibility="private")
         gr.on([demo.load] + [c.change for c in [files, pasted, *form, *reading]], cb.cli_command,
               [files, pasted, *form, *reading], command,
               api_name="cli_command", show_progress="hidden", trigger_mode="always_last")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from finetune import hubmodels
 from finetune.cache import ModelCache
-from finetune.models import EMBEDDED_MODEL, studio_policy
+from finetune.models import studio_policy
 from finetune.runner import TrainingJob, portable_command
 from finetune.workspace import sweep
 

@@ -86,7 +86,8 @@ def test_unknown_model_is_a_japanese_error():
 # Training
 
 def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
-    summary, blocks, dump = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
+    summary, blocks = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
+    dump = studio.latest_dump()
     for label in ("文書", "文字数", "トークン数", "検証用", "学習ブロック", "使われないトークン"):
         assert label in summary
     assert "unseen-ja.txt" in summary
@@ -95,7 +96,7 @@ def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
 
 
 def test_pasted_text_is_used_and_no_text_is_an_error(embedded):
-    summary, _, _ = studio.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
+    summary, _ = studio.check_data(None, "短い文章です。" * 40, embedded, 64, 0.1, 42, "en")
     assert "Documents" in summary and "pasted.txt" in summary
     with pytest.raises(gr.Error) as err:
         studio.check_data(None, "  ", embedded, 64, 0.1, 42, "ja")
@@ -343,9 +344,10 @@ def test_qlora_is_offered_only_where_it_trains_and_shows_the_lora_settings():
 
 def test_blog_export_options_reach_the_data_check_and_the_command(embedded):
     export = str(Path(__file__).parent / "data" / "exports" / "wordpress.xml")
-    plain, _, _ = studio.check_data([export], "", embedded, 64, 0.1, 42, "en")
+    plain, _ = studio.check_data([export], "", embedded, 64, 0.1, 42, "en")
     assert "posts" in plain and "Left out:" in plain and "Include drafts and unpublished posts" in plain
-    full, _, dump = studio.check_data([export], "", embedded, 64, 0.1, 42, "en", None, True, True, True, True)
+    full, _ = studio.check_data([export], "", embedded, 64, 0.1, 42, "en", None, True, True, True, True)
+    dump = studio.latest_dump()
     assert full != plain and Path(dump).read_text(encoding="utf-8").strip()
     command = studio.cli_command([export], "", embedded, include_drafts=True, include_comments=True, titles=True,
                                  keep_code=True)
