@@ -328,11 +328,13 @@ def launch_options() -> dict:
 
 
 
-# Gradio 6.31's queue looks for new events every 1 ms and for progress every 10 ms while idle
-# (Linux), which kept 5% of a core busy with no visitor at all. 50 ms and 250 ms are below what a
-# person notices; an idle studio then uses well under 1% of a core (measured: scripts/load_test.py --idle).
-QUEUE_POLL_SECONDS = 0.05
-PROGRESS_POLL_SECONDS = 0.25
+# Gradio 6.31's queue looks for new events every 1 ms and for progress updates every 10 ms while
+# idle (Linux): 5% of a core with no visitor at all. Every 100 ms (a request waits 50 ms more on
+# average, against generations of seconds) and 500 ms (the studio reports no gr.Progress) leave an
+# idle studio under 1% of a core, most of it uvicorn's and Gradio's own 10 Hz ticks
+# (measured: scripts/idle_cpu.py).
+QUEUE_POLL_SECONDS = 0.1
+PROGRESS_POLL_SECONDS = 0.5
 
 
 def quiet_when_idle(demo: gr.Blocks) -> gr.Blocks:

@@ -215,6 +215,16 @@ def test_idle_status_renders():
     assert "まだ" in view.progress_html(JobStatus().to_dict(), "ja")
 
 
+def test_the_idle_queue_polls_less_often():
+    """Gradio's own idle polling (every 1 ms) is what kept an idle studio busy; a Gradio upgrade that
+    renames these attributes would silently undo the fix, so their defaults are checked too."""
+    from studio.page import PROGRESS_POLL_SECONDS, QUEUE_POLL_SECONDS, quiet_when_idle
+    fresh = app.demo.queue()._queue
+    assert fresh.sleep_when_free < QUEUE_POLL_SECONDS and fresh.progress_update_sleep_when_free < PROGRESS_POLL_SECONDS
+    quiet = quiet_when_idle(app.demo.queue())._queue
+    assert (quiet.sleep_when_free, quiet.progress_update_sleep_when_free) == (QUEUE_POLL_SECONDS, PROGRESS_POLL_SECONDS)
+
+
 def test_a_waiting_job_shows_its_place_and_wait():
     waiting = JobStatus(state="queued", position=2, wait_seconds=200).to_dict()
     shown = view.progress_html(waiting, "ja")
