@@ -33,8 +33,8 @@ from .failures import complete_checkpoints, discard_partial_saves, explained
 from .lora import LoraSettings, lora_config
 from .models import DEFAULT_BASE, ModelSource, load_model, load_tokenizer_for, resolve_source
 from .speed import default_batch_size, default_block_size, estimated_tokens, mfu, should_compile
-from .speed import (FULL_LR, LORA_LR, default_eval_interval, default_lr, default_optimizer, default_precision,
-                    set_cpu_threads)
+from .speed import (FULL_LR, LORA_LR, default_epochs, default_eval_interval, default_lr, default_optimizer,
+                    default_precision, set_cpu_threads)
 from .tokens import find_spm_file
 
 METHODS = ("full", "lora")
@@ -56,7 +56,8 @@ class TrainSettings:
     out: str = field(default="", metadata={"help": "output folder for the trained model"})
     model: str = field(default=DEFAULT_BASE, metadata={"help": "base model: Hub id or local folder"})
     method: str = field(default="full", metadata={"help": "full (all weights) or lora (small adapter)"})
-    epochs: float = field(default=3.0, metadata={"help": "passes over the training blocks"})
+    epochs: float = field(default=0.0, metadata={
+        "help": "passes over the training blocks; 0 = auto (3 as in the seed recipe, 2 for texts of 200k+ tokens)"})
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps; > 0 overrides epochs"})
     block_size: int = field(default=0, metadata={
         "help": "tokens per training block; 0 = auto (128 on CPU as in the seed recipe, up to 1024 on GPU)"})
@@ -85,8 +86,8 @@ class TrainSettings:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.max_steps <= 0 and self.epochs <= 0:
-            raise ValueError("give a positive number of epochs or max steps")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be 0 (auto) or positive, got {self.epochs}")
         if self.block_size != 0 and self.block_size < 8:
             raise ValueError(f"block size must be 0 (auto) or at least 8 tokens, got {self.block_size}")
         if self.batch_size < 0:
@@ -109,6 +110,7 @@ class TrainSettings:
 def resolved(s: TrainSettings, device: str, dataset: Dataset) -> TrainSettings:
     """`s` with the automatic choices made for this device and data: batch size, learning rate and
     torch.compile (the block size was fixed when the data was packed)."""
+    s = dataclasses.replace(s, epochs=s.epochs or default_epochs(dataset.train_tokens))
     batch = s.batch_size or default_batch_size(device, dataset.block_size, len(dataset.train_blocks),
                                                s.epochs, s.max_steps)
     batch = min(batch, len(dataset.train_blocks))  # a step never holds more blocks than there are
