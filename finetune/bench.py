@@ -6,14 +6,21 @@ on blocks of the project's own corpus, on the same machine, in the same process.
 printed as one JSON line. Ratios are what to compare across machines; absolute numbers are noisy.
 
 Figures, in order:
+  time_to_quality  the headline: wall seconds from a fresh process's start to a saved model as good as
+                the seed recipe's (held-out loss at or below), for the seed recipe and for the engine
+                with its defaults, end to end, on the seed article and on a 1M-character corpus
+                (see the section of that name below: it fine-tunes the embedded model, not xsmall)
   seed_recipe   the article's recipe: fp32, 8 blocks of 128 tokens, Trainer defaults
-  engine        the engine with its defaults for a large corpus on this device (on a GPU: 64 blocks
-                of 1024 tokens, bf16, torch.compile, fused AdamW; on a CPU the seed's step shape)
   equal_tokens  the engine with its defaults for the seed run's data, trained on exactly the seed's
-                tokens: held-out loss against the seed's
+                tokens: held-out loss against the seed's (on a GPU, the small-data path)
+  engine        the engine with its defaults for a large corpus on this device (on a GPU: 64 blocks
+                of 1024 tokens, bf16, torch.compile, fused AdamW; on a CPU the seed's step shape,
+                bf16 and compiled on AMX CPUs)
   ratio         engine tokens/s over the seed's, and model-FLOPs utilisation on a GPU
-  lever         (--levers) one line per alternative setting, for the tokens/s-by-setting plot
-  tokenizer_view_ms, generation, startup
+  lever         (--levers) one line per alternative setting, for the tokens/s-by-setting plot, with
+                tokens/s over the seed's and held-out loss against it at equal tokens
+  tokenizer_view_ms, generation (model.generate), streaming (finetune.generate.stream against
+  model.generate), startup
 """
 from __future__ import annotations
 
@@ -48,6 +55,8 @@ class BenchSettings:
     engine_steps: int = field(default=0, metadata={
         "help": "optimizer steps of the engine's large-corpus run; 0 = as many as the seed's on CPU, 40 on GPU"})
     levers: bool = field(default=False, metadata={"help": "also time alternative settings (one 'lever' line each)"})
+    lever_filter: str = field(default="", metadata={
+        "help": "only the levers whose names contain one of these comma-separated words (default: all)"})
     plot: str = field(default="", metadata={"help": "write a tokens/s-by-setting bar chart (SVG) to this file"})
     startup: bool = field(default=True, metadata={"help": "time the studio's start (needs gradio)"})
     quality: bool = field(default=True, metadata={
@@ -190,13 +199,16 @@ def run(settings: BenchSettings) -> list[dict]:
     results.append(engine_figure("equal_tokens", equal, peak, device=device,
                                  heldout_loss_delta=round(equal["heldout_loss_after"] - seed_loss, 4)))
 
-    # 2. The engine's large-corpus defaults: the speed a long run trains at. On a CPU they do not
-    # depend on the corpus size, so the equal-token run is that run already.
+    # 2. The engine's large-corpus defaults: the speed a long run trains at. On a CPU the step shape
+    # does not depend on the corpus size, so it is the equal-token run, compiled where a long run
+    # would be (AMX CPUs: speed.CPU_COMPILE_MIN_TOKENS).
     steps = settings.engine_steps or (5 if settings.quick else 40)
     block = default_block_size(device, 1024)
     blocks, heldout = corpus_blocks(tokenizer, block, 64 * steps, heldout_count=max(1, 16 * 128 // block))
     if device == "cpu" and not settings.engine_steps:
-        engine = equal
+        compiled = large_run_settings(device, steps)["compile"] == "on"
+        peak = peak_memory_reset(device)
+        engine = engine_run(seed_blocks, seed_heldout, tokenizer, device, epochs=1, compile="on") if compiled else equal
     else:
         peak = peak_memory_reset(device)
         engine = engine_run(blocks, heldout, tokenizer, device, **large_run_settings(device, steps))
@@ -209,7 +221,8 @@ def run(settings: BenchSettings) -> list[dict]:
                           flops_per_token=flops_per_token(xsmall_config(), engine["block_size"]),
                           fast_precision=fast_precision(device)))
     if settings.levers:
-        results += levers(device, tokenizer, steps, blocks, heldout, seed_blocks, seed_heldout, seed_tps, seed_loss)
+        results += levers(device, tokenizer, steps, blocks, heldout, seed_blocks, seed_heldout, seed_tps, seed_loss,
+                          settings.lever_filter)
     results.append(tokenizer_latency(tokenizer))
     results.append(generation_speed(device))
     results.append(streaming_speed(device))
@@ -228,10 +241,12 @@ def lever_settings(device: str) -> list[tuple[str, str, dict]]:
         fast = cpu_has_fast_bf16()
         # bf16 runs only where it is fast (AMX): without hardware support it is about 20x slower
         # and would not finish in time. The rest are the engine's precision for this CPU.
+        # Where the engine figure is compiled already (AMX), the lever is the eager run.
         precision = "bf16" if fast else "fp32"
-        other = [("fp32 8x128", "seed", {"precision": "fp32", "epochs": 1})] if fast else []
+        other = [("fp32 8x128", "seed", {"precision": "fp32", "epochs": 1}),
+                 ("bf16 8x128 eager", "seed", {"compile": "off", "epochs": 1})] if fast else [
+                 ("fp32 8x128 compiled", "seed", {"compile": "on", "epochs": 1})]
         return other + [
-            (f"{precision} 8x128 compiled", "seed", {"compile": "on", "epochs": 1}),
             (f"{precision} 16x128", "seed", {"batch_size": 16, "epochs": 1}),
             (f"{precision} 4x256", "seed256", {"batch_size": 4, "epochs": 1}),
             (f"{precision} 8x128, chunked loss", "seed", {"loss": "chunked", "epochs": 1}),
@@ -268,12 +283,14 @@ def lever_context(threads: int | None = None, loss: str | None = None):
 
 
 def levers(device, tokenizer, steps, blocks, heldout, seed_blocks, seed_heldout, seed_tps: float,
-           seed_loss: float) -> list[dict]:
+           seed_loss: float, lever_filter: str = "") -> list[dict]:
     """One `lever` figure per lever_settings entry, with its tokens/s over the seed's and its
     held-out loss against the seed's in percent (equal tokens for the seed-sized ones)."""
     from .errors import FinetuneError
     out = []
     for name, which, overrides in lever_settings(device):
+        if lever_filter and not any(word.strip() in name for word in lever_filter.split(",") if word.strip()):
+            continue
         context = {k: overrides.pop(k) for k in ("threads", "loss") if k in overrides}
         peak = peak_memory_reset(device)
         try:

@@ -205,8 +205,8 @@ def cmd_prepare(args):
 def cmd_bench(args):
     from .bench import BenchSettings, run
     run(BenchSettings(device=args.device, steps=args.steps, warmup=args.warmup, engine_steps=args.engine_steps,
-                      levers=args.levers, plot=args.plot, startup=not args.no_startup, quality=not args.no_quality,
-                      corpus_characters=args.corpus_characters, quick=args.quick))
+                      levers=args.levers, lever_filter=args.lever_filter, plot=args.plot, startup=not args.no_startup,
+                      quality=not args.no_quality, corpus_characters=args.corpus_characters, quick=args.quick))
 
 
 def cmd_push(args):
@@ -252,7 +252,8 @@ def add_training_flags(p, required=True):
     add_reading_flags(p)
     p.add_argument("--out", required=required, help="output folder")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--epochs", type=float, default=T.epochs, help="passes over the data (default %(default)s)")
+    group.add_argument("--epochs", type=float, default=T.epochs,
+                       help="passes over the data (default 0 = auto: 3, or 2 for texts of 200k+ training tokens)")
     group.add_argument("--max-steps", type=int, default=-1, help="optimizer steps (overrides --epochs)")
     p.add_argument("--block-size", type=int, default=T.block_size,
                    help="tokens per block (default 0 = auto: 128 on CPU, up to 1024 on GPU)")
@@ -317,6 +318,7 @@ def build_parser() -> Parser:
 
     p = command("scratch", cmd_scratch, "train a new tokenizer and a new small GPT-2 on text files")
     add_training_flags(p)
+    p.set_defaults(epochs=3.0)  # a new model needs its passes: auto epochs are for fine-tuning
     from .scratch import ModelShape as S
     p.add_argument("--vocab-size", type=int, default=S.vocab_size, help="tokenizer vocabulary (default %(default)s)")
     p.add_argument("--layers", type=int, default=S.layers, help="transformer blocks (default %(default)s)")
@@ -361,6 +363,8 @@ def build_parser() -> Parser:
     p.add_argument("--engine-steps", type=int, default=0,
                    help="steps of the engine's large-corpus run (default: 40; on CPU the equal-token run serves)")
     p.add_argument("--levers", action="store_true", help="also time alternative settings (one 'lever' line each)")
+    p.add_argument("--lever-filter", default="",
+                   help="with --levers: only those whose names contain one of these comma-separated words")
     p.add_argument("--plot", default="", help="write a tokens/s-by-setting bar chart (SVG) to this file")
     p.add_argument("--no-startup", action="store_true", help="skip timing the studio's start")
     p.add_argument("--no-quality", action="store_true",

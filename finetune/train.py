@@ -48,7 +48,8 @@ from .models import DEFAULT_BASE, ModelSource, QLoRAUnavailable, load_model, loa
 from .speed import (CHECKPOINTING, CPU_ACTIVATION_CAP, ModelFootprint, MemoryPlan, default_batch_size, default_block_size,
                     estimated_tokens, intermediate_size, memory_budget, memory_plan, mfu, peak_memory_mb,
                     should_compile, smaller_plan, training_bytes)
-from .speed import (FULL_LR, LORA_LR, default_eval_interval, default_lr, default_optimizer, default_precision,
+from .speed import (FULL_LR, LORA_LR, default_epochs, default_eval_interval, default_lr, default_optimizer,
+                    default_precision,
                     set_cpu_threads)
 
 METHODS = ("full", "lora", "qlora")
@@ -73,7 +74,8 @@ class TrainSettings:
     model: str = field(default=DEFAULT_BASE, metadata={"help": "base model: Hub id or local folder"})
     method: str = field(default="full", metadata={
         "help": "full (all weights), lora (small adapter) or qlora (adapter on a 4-bit base; CUDA and bitsandbytes)"})
-    epochs: float = field(default=3.0, metadata={"help": "passes over the training blocks"})
+    epochs: float = field(default=0.0, metadata={
+        "help": "passes over the training blocks; 0 = auto (3 as in the seed recipe, 2 for texts of 200k+ tokens)"})
     max_steps: int = field(default=-1, metadata={"help": "optimizer steps; > 0 overrides epochs"})
     block_size: int = field(default=0, metadata={
         "help": "tokens per training block; 0 = auto (128 on CPU as in the seed recipe, up to 1024 on GPU)"})
@@ -117,8 +119,8 @@ class TrainSettings:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.max_steps <= 0 and self.epochs <= 0:
-            raise ValueError("give a positive number of epochs or max steps")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be 0 (auto) or positive, got {self.epochs}")
         if self.block_size != 0 and self.block_size < 8:
             raise ValueError(f"block size must be 0 (auto) or at least 8 tokens, got {self.block_size}")
         if self.batch_size < 0:
@@ -171,6 +173,7 @@ def resolved(s: TrainSettings, device: str, dataset: Dataset, fit: Fit | None = 
     model size), micro-batch, gradient accumulation and checkpointing (by free memory), learning
     rate, torch.compile and the fused loss (the block size was fixed when the data was packed)."""
     fit = fit or Fit()
+    s = dataclasses.replace(s, epochs=s.epochs or default_epochs(dataset.train_tokens))
     blocks = len(dataset.train_blocks)
     requested = s.batch_size or s.micro_batch_size * s.grad_accum
     batch = requested or default_batch_size(device, dataset.block_size, blocks, s.epochs, s.max_steps, fit.parameters)

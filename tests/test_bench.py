@@ -155,7 +155,7 @@ def test_cpu_levers_run_only_the_precision_the_cpu_does_fast(monkeypatch):
     assert not any("bf16" in n for n in names) and "fp32 8x128 compiled" in names
     monkeypatch.setattr(bench, "cpu_has_fast_bf16", lambda: True)
     names = [name for name, _, _ in bench.lever_settings("cpu")]
-    assert "fp32 8x128" in names and "bf16 8x128 compiled" in names and "bf16 8x128, 1 thread" in names
+    assert "fp32 8x128" in names and "bf16 8x128 eager" in names and "bf16 8x128, 1 thread" in names
 
 
 # ----------------------------------------------------------------------------------------------
@@ -245,3 +245,12 @@ def test_seed_recipe_script_cuts_the_file_into_128_token_blocks(tmp_path, tiny_m
     blocks = module.TextBlocks(tokenizer, str(data), 128)
     ids = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(data.read_text(encoding="utf-8")))
     assert len(blocks) == len(ids) // 128 and blocks[1].tolist() == ids[128:256]
+
+
+def test_auto_epochs_are_the_seeds_three_but_two_for_large_texts():
+    from finetune.train import TrainSettings
+    assert TrainSettings().epochs == 0  # auto, resolved when the data is known
+    assert speed.default_epochs(4_000) == 3.0  # the article
+    assert speed.default_epochs(speed.LARGE_TEXT_TOKENS) == 2.0  # a 1M-character text
+    with pytest.raises(ValueError):
+        TrainSettings(epochs=-1)
