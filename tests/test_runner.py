@@ -79,6 +79,15 @@ def test_a_run_that_a_live_process_trains_is_not_interrupted(tmp_path):
     assert [run.folder for run in interrupted_runs(tmp_path / "runs")] == [folder]  # its process is gone
 
 
+def running(pid: int) -> bool:
+    """Is the process alive (not gone, not a zombie waiting to be reaped)?"""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state not in ("Z", "X")
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="prctl(PR_SET_PDEATHSIG)")
 def test_a_killed_front_end_leaves_an_interrupted_run_not_a_training_orphan(tiny_model, unseen_text, tmp_path):
     """The studio is killed while its job trains: the training process ends with it, and the next
@@ -105,15 +114,14 @@ def test_a_killed_front_end_leaves_an_interrupted_run_not_a_training_orphan(tiny
         front_end.kill()
         front_end.wait()
     for _ in range(300):                       # the worker is told at once; give it time to go
-        if not Path(f"/proc/{workers[0]}").exists() or "Z" in Path(f"/proc/{workers[0]}/stat").read_text().split()[2]:
+        found = interrupted_runs(runs)                 # its lock is free: nothing holds the run any more
+        if found and not running(workers[0]):
             break
         time.sleep(0.1)
     else:
-        os.kill(workers[0], signal.SIGKILL)
-        raise AssertionError("the training process outlived the front end that started it")
-    found = interrupted_runs(runs)
-    assert len(found) == 1, [(p.name, [e["event"] for e in json.loads("[" + ",".join(
-        (p / "progress.jsonl").read_text().splitlines()) + "]")], is_training(p)) for p in runs.iterdir()]
+        if running(workers[0]):
+            os.kill(workers[0], signal.SIGKILL)
+        raise AssertionError(f"the training process outlived the front end that started it: {found}")
     assert found[0].resumable and found[0].step >= 3
 
 
