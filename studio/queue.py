@@ -59,7 +59,9 @@ class TrainingQueue:
         self.durations: deque[float] = deque(maxlen=RECENT_RUNS)
         self.launched: Ticket | None = None   # the ticket whose run the job's thread is training
         self.started_at = 0.0
-        self.pending_end = False
+        # Runs that have ended, as (ticket, its thread), oldest first, for the queue's thread; a
+        # (None, None) only wakes it (a start was refused: the next one may go).
+        self.ends: deque[tuple[Ticket | None, threading.Thread | None]] = deque()
         threading.Thread(target=self.serve, name="training-queue", daemon=True).start()
 
     # -- what owners do ------------------------------------------------------------------------
@@ -161,8 +163,7 @@ class TrainingQueue:
         except (FinetuneError, ValueError, OSError) as err:
             with self.lock:
                 self.launched = self.running = None
-                self.pending_end = True   # the next one may start
-                self.lock.notify_all()
+            self.notice(None, None)   # the next one may start
             if isinstance(err, OSError):
                 raise FinetuneError(f"could not start training: {err}") from err
             raise
@@ -171,21 +172,28 @@ class TrainingQueue:
         return status
 
     def ended(self):
-        """Called from the job's thread when a run has ended: wake the queue's thread."""
+        """Called from the job's thread when a run has ended. Which run is noted now, not when the
+        queue's thread gets to it: by then `settle` may have let the same owner start another."""
         with self.lock:
-            self.pending_end = True
+            self.notice(self.launched, threading.current_thread())
+
+    def notice(self, done: Ticket | None, thread: threading.Thread | None):
+        """Tell the queue's thread that `done`'s run (trained by `thread`) has ended."""
+        with self.lock:
+            self.ends.append((done, thread))
             self.lock.notify_all()
 
     def serve(self):
         """The queue's thread: after each run ends, keep how it ended and start the next job."""
         while True:
             with self.lock:
-                self.lock.wait_for(lambda: self.pending_end)
-                self.pending_end = False
-                done, self.launched = self.launched, None
-            if done is not None:
-                self.job.wait()                 # its thread is ending: the run has let go of its folder
+                self.lock.wait_for(lambda: self.ends)
+                done, thread = self.ends.popleft()
+            if thread is not None and thread is not threading.current_thread():
+                thread.join()                   # its thread is ending: the run has let go of its folder
             with self.lock:
+                if self.launched is done:
+                    self.launched = None
                 if done is not None and self.running is done:   # (unless `settle` did this already)
                     self.remember(done.owner, self.job.status())
                     self.running = None

@@ -27,6 +27,7 @@ def pytest_runtest_makereport(item, call):
     missing Chromium must fail the run instead of leaving the journey untested unnoticed."""
     outcome = yield
     report = outcome.get_result()
+    setattr(item, f"report_{report.when}", report)  # for fixtures that add evidence to a failure
     if report.skipped and item.path.name == "test_browser.py" and in_ci():
         reason = report.longrepr[-1] if isinstance(report.longrepr, tuple) else str(report.longrepr)
         report.outcome = "failed"

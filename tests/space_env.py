@@ -8,11 +8,13 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
 OAUTH_SECRET = "test-oauth-client-secret"
 OWNER_TOKEN, VISITOR_TOKEN = "space-owner-token", "visitor-oauth-token"
 
@@ -63,12 +65,28 @@ def space_env(port: int, home: Path, hub_url: str, openid_url: str) -> dict:
     }
 
 
+def start_app(env: dict, log: Path) -> subprocess.Popen:
+    """`python app.py` with its output in a file: a pipe nobody reads would stop the app once full,
+    and the file is the evidence when a test fails (see `log_tail`)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as out:
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, text=True)
+    server.log = log
+    return server
+
+
+def log_tail(server: subprocess.Popen, lines: int = 60) -> str:
+    text = server.log.read_text(encoding="utf-8", errors="replace") if server.log.is_file() else ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
 def wait_until_serving(url: str, server: subprocess.Popen, timeout: float = 180):
     import httpx
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"the app exited:\n{server.stdout.read()}")
+            raise AssertionError(f"the app exited:\n{log_tail(server)}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return

@@ -1,16 +1,13 @@
 """The bench's bookkeeping (finetune/bench.py): time_to_quality's texts, splits, stages and verdict,
 the streaming figure's tokenizer, and the speed defaults it measures (finetune/speed.py)."""
-import json
 import math
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from finetune import bench, speed
-from finetune.bench import (QualityText, corpus_documents, engine_report, fallback_text, heldout_every,
+from finetune.bench import (corpus_documents, engine_report, fallback_text, heldout_every,
                             quality_values, stage_seconds, tail_lines)
 
 ROOT = bench.ROOT

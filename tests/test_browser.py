@@ -11,7 +11,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -20,7 +19,8 @@ import pytest
 
 from conftest import ROOT, UNSEEN
 from hub_stub import HubStub, serve_model_repos
-from space_env import OWNER_TOKEN, OpenIdProvider, space_env, wait_until_serving as wait_until_answering
+from space_env import OWNER_TOKEN, OpenIdProvider, log_tail, space_env, start_app
+from space_env import wait_until_serving as wait_until_answering
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -28,6 +28,8 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--no-first-run", "--disable-sync"]
 TRAINING = 120_000  # ms; a few steps of the embedded model on 2 CPU cores take seconds, loading more
+
+APPS: dict[str, subprocess.Popen] = {}  # the running apps, whose logs a failed test prints
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium (/usr/bin/chromium) is not installed")
 
@@ -42,7 +44,7 @@ def wait_until_serving(port: int, server: subprocess.Popen, timeout: float = 120
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise AssertionError(f"the app exited:\n{server.stdout.read()}")
+            raise AssertionError(f"the app exited:\n{log_tail(server)}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 return
@@ -59,14 +61,24 @@ def studio(tiny_model, tmp_path_factory):
            "STUDIO_HOME": str(tmp_path_factory.mktemp("studio")),
            "STUDIO_MODEL_ROOTS": str(tmp_path_factory.getbasetemp())}  # the rinna-like test folder
     env.pop("PORT", None)
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+    server = start_app(env, ARTIFACTS / "studio.log")
     try:
         wait_until_serving(port, server)
+        APPS["studio"] = server
         yield f"http://127.0.0.1:{port}/"
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.fixture(autouse=True)
+def app_logs_on_failure(request):
+    """A failed journey shows what the app said (its log also stays in test-artifacts/)."""
+    yield
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for name, server in APPS.items():
+            print(f"--- the last lines of {name}'s log ({server.log}) ---\n{log_tail(server)}")
 
 
 @pytest.fixture(scope="module")
@@ -134,7 +146,15 @@ def dismiss_messages(page):
 
 
 def job_state(page, state: str, timeout: int = TRAINING):
-    page.locator(f'#progress .job[data-state="{state}"]').wait_for(timeout=timeout)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.locator(f'#progress .job[data-state="{state}"]').wait_for(timeout=timeout)
+    except PlaywrightTimeout:
+        screenshot(page, f"failed-waiting-for-{state}")
+        shown = page.locator("#progress").inner_html(timeout=5_000)
+        log = page.locator("#log textarea").input_value(timeout=5_000)
+        raise AssertionError(f"the job never showed {state!r}; the progress panel shows:\n{shown}\n"
+                             f"and the log ends:\n{log[-1500:]}") from None
 
 
 def test_journey(page, tmp_path, rinna_like):
@@ -237,10 +257,10 @@ def space_studio(tiny_model, tmp_path_factory):
         serve_model_repos(hub)  # the Hub is reachable, so the studio's default base is rinna's (here rinna-like)
         port, openid = free_port(), OpenIdProvider()
         env = space_env(port, tmp_path_factory.mktemp("space-browser"), hub.url, openid.url)
-        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True)
+        server = start_app(env, ARTIFACTS / "space-studio.log")
         try:
             wait_until_answering(f"http://127.0.0.1:{port}/", server)
+            APPS["space studio"] = server
             yield f"http://127.0.0.1:{port}/", hub
         finally:
             server.terminate()

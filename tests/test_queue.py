@@ -157,15 +157,21 @@ def test_in_use_names_the_folders_of_running_and_waiting_jobs(line, tmp_path):
 
 def test_starting_again_right_after_the_end_is_not_busy(line):
     """The owner waited for their run to end and starts again before the queue's own thread has
-    noticed the end (it is told later here): the start goes through, and their last run's end is kept."""
-    told = line.job.on_end
-    line.job.on_end = lambda: None                       # the queue's thread hears nothing yet
+    acted on the end (its news is held back here): the start goes through, the late news of the
+    first run leaves the second one alone, and the second run's own end is what the owner then sees.
+    (Found by the browser journey: the news was read as the second run's, which then showed
+    "running" with an empty log for ever.)"""
+    held = []
+    told, line.job.on_end = line.job.on_end, lambda: held.append((line.launched, threading.current_thread()))
     line.submit(ticket("a", "first"))
-    line.job.finish()
+    line.job.finish("stopped")
     line.job.wait()
+    line.job.on_end = told
     assert line.submit(ticket("a", "second")).state == "running"
     assert [s.model for s in line.job.started] == ["first", "second"]
-    line.job.on_end = told
-    told()                                               # the late news changes nothing
+    line.notice(*held[0])                                # the late news of the first run's end
     threading.Event().wait(0.2)
     assert line.status(("a",)).state == "running" and len(line.job.started) == 2
+    line.job.finish("done")
+    until(lambda: line.status(("a",)).state == "done", "the second run's end was not seen")
+    assert line.status(("a",)).model == "second"

@@ -7,16 +7,14 @@ neither read, zip, push, generate with nor cancel another's run.
 """
 import json
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, UNSEEN
+from conftest import UNSEEN
 from hub_stub import HubStub
-from space_env import (OWNER_TOKEN, VISITOR_TOKEN, OpenIdProvider, free_port, signed_in_cookie, space_env,
+from space_env import (OWNER_TOKEN, VISITOR_TOKEN, OpenIdProvider, free_port, signed_in_cookie, space_env, start_app,
                        wait_until_serving)
 
 
@@ -33,8 +31,7 @@ def space(hub, tmp_path_factory, tiny_model):
     """`python app.py` as a Space; yields (url, studio home)."""
     home = tmp_path_factory.mktemp("space")
     port, openid = free_port(), OpenIdProvider()
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=space_env(port, home, hub.url, openid.url),
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = start_app(space_env(port, home, hub.url, openid.url), home / "app.log")
     url = f"http://127.0.0.1:{port}/"
     try:
         wait_until_serving(url, server)
