@@ -19,8 +19,6 @@ import logging
 import os
 import shlex
 import subprocess
-import sys
-import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -33,6 +31,7 @@ except ImportError:  # Windows: a run is known to be alive only in the process t
     fcntl = None
 
 from .priority import ThreadLauncher
+from .workers import SpareWorker, WorkerProcess
 from .models import EMBEDDED_MODEL, ModelPolicy
 from .errors import FinetuneError
 from .lora import LoraSettings
@@ -226,30 +225,29 @@ class WorkerFailed(FinetuneError):
     """The training process ended without a reply (a crash, a kill)."""
 
 
-def run_worker(settings: TrainSettings, shape: ModelShape | None, stop: threading.Event, lock) -> dict:
-    """Train in a child process (finetune/worker.py) and wait for its reply. The child has its own
-    interpreter lock, so the front end's requests cannot hold up its steps, and it inherits this
-    thread's CPU priority, which the launcher kept above the requests'. It shares the run folder's
-    lock, and the stop flag reaches it as the run's STOP file."""
-    with tempfile.TemporaryDirectory(prefix="finetune-job-") as tmp:
-        reply_file, output = Path(tmp) / "reply.json", Path(tmp) / "output.log"
+def run_worker(settings: TrainSettings, shape: ModelShape | None, stop: threading.Event, lock,
+               worker: WorkerProcess) -> dict:
+    """Train in `worker`, a child process (finetune/worker.py), and wait for its reply. The child has
+    its own interpreter lock, so the front end's requests cannot hold up its steps, and the CPU
+    priority of the launcher's thread, kept above the requests'. It is given the run folder's lock,
+    and the stop flag reaches it as the run's STOP file."""
+    try:
         spec = json.dumps({"settings": asdict(settings), "shape": asdict(shape) if shape else None,
                            "parent": os.getpid()})
-        path = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), os.environ.get("PYTHONPATH")]))
-        with open(output, "w") as sink:
-            child = subprocess.Popen([sys.executable, "-m", "finetune.worker", str(reply_file)], text=True,
-                                     stdin=subprocess.PIPE, stdout=sink, stderr=sink,
-                                     env=os.environ | {"PYTHONPATH": path},
-                                     pass_fds=(lock.fileno(),) if os.name == "posix" else ())
-            child.stdin.write(spec)
-            child.stdin.close()
-            while not ended(child, 0.5):
-                if stop.is_set():
-                    (Path(settings.out) / STOP_FILE).touch()  # again until seen: a new run clears it first
-        if not reply_file.is_file():
-            tail = output.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
-            raise WorkerFailed(f"the training process ended with code {child.returncode}:\n" + "\n".join(tail))
-        return json.loads(reply_file.read_text(encoding="utf-8"))
+        try:
+            worker.hand_over(lock, spec)
+        except OSError as err:  # it died while waiting for a run (killed, out of memory)
+            raise WorkerFailed(f"the training process could not be given its run: {err}") from err
+        while not ended(worker.process, 0.5):
+            if stop.is_set():
+                (Path(settings.out) / STOP_FILE).touch()  # again until seen: a new run clears it first
+        if not worker.reply_file.is_file():
+            tail = worker.output.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:]
+            raise WorkerFailed(f"the training process ended with code {worker.process.returncode}:\n"
+                               + "\n".join(tail))
+        return json.loads(worker.reply_file.read_text(encoding="utf-8"))
+    finally:
+        worker.discard()
 
 
 def ended(process: subprocess.Popen, timeout: float) -> bool:
@@ -343,11 +341,13 @@ class TrainingJob:
     """The one training job of this process. Every method is safe to call from any thread.
 
     `describe(settings, shape)` gives the command shown for a run (the front end may hide its own
-    paths); `on_end()` is called from the job's thread once a run has ended, however it ended."""
+    paths); `on_end()` is called from the job's thread once a run has ended, however it ended.
+    With `warm`, the next run's process is started ahead and waits with its imports done
+    (finetune/workers.py): a front end's first step comes seconds sooner after the click."""
 
     def __init__(self, runs_dir: str | Path, policy: ModelPolicy | None = None,
                  describe: Callable[[TrainSettings, ModelShape | None], str] = command_line,
-                 on_end: Callable[[], None] | None = None):
+                 on_end: Callable[[], None] | None = None, warm: bool = False):
         self.runs_dir = Path(runs_dir)
         self.policy = policy                          # which base models this front end may load
         self.describe = describe
@@ -357,6 +357,7 @@ class TrainingJob:
         # Training threads come from a thread made now, so they keep this priority even when the
         # request thread that starts them has yielded the CPU (finetune/priority.py).
         self.launcher = ThreadLauncher()
+        self.workers = SpareWorker(self.launcher, warm=warm)
         self.stop = threading.Event()
         self.out: Path | None = None
         self.command = ""
@@ -407,7 +408,10 @@ class TrainingJob:
 
     def run(self, settings: TrainSettings, shape: ModelShape | None, stop: threading.Event, lock):
         try:
-            reply = run_worker(settings, shape, stop, lock)
+            reply = run_worker(settings, shape, stop, lock, self.workers.take())
+        except OSError as err:   # no process could be started (out of memory, too many processes)
+            log.error("training could not start: %s", err)
+            self.failure = (f"could not start the training process: {err}", type(err).__name__)
         except WorkerFailed as err:  # a bug, not a user error: keep its output in the server log
             log.error("training failed: %s", err)
             self.failure = (f"internal error: {err}", type(err).__name__)
@@ -418,6 +422,7 @@ class TrainingJob:
                 self.result = reply["metrics"]
         finally:
             lock.close()  # the run folder is free: a later app sees it as finished or interrupted
+            self.workers.prepare()  # the next run's process, now that this one no longer needs the CPU
             if self.on_end is not None:
                 self.on_end()
 

@@ -251,3 +251,9 @@ def test_auto_epochs_are_the_seeds_three_but_two_for_large_texts():
     assert speed.default_epochs(speed.LARGE_TEXT_TOKENS) == 2.0  # a 1M-character text
     with pytest.raises(ValueError):
         TrainSettings(epochs=-1)
+
+
+def test_first_step_is_timed_for_a_fresh_and_a_warm_process():
+    figure = bench.first_step_seconds("cpu")
+    assert figure["figure"] == "first_step"
+    assert 0 < figure["warm_seconds"] and 0 < figure["cold_seconds"]
