@@ -347,7 +347,7 @@ def quiet_when_idle(demo: gr.Blocks) -> gr.Blocks:
 def serve(demo: gr.Blocks, **overrides) -> gr.Blocks:
     """Queue, quiet and launch the studio; on a Space also start deleting expired files.
     `overrides`: launch() arguments (a test's port, prevent_thread_lock …)."""
-    # Four requests of one kind at a time (tokenize is instant; generation shares one sampling lock);
+    # Four requests of one kind at a time (generations: a batch's worth, set where they are wired);
     # up to 64 wait in the queue, more are told to come back rather than piling up.
     quiet_when_idle(demo.queue(default_concurrency_limit=4, max_size=64))
     if shared.OWNERS.private:
