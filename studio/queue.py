@@ -143,14 +143,19 @@ class TrainingQueue:
 
     def wait_estimate(self, place: int) -> float | None:
         """Seconds until the job at `place` starts: what the running run has left, plus a typical
-        run for each job ahead. None until the studio has seen a run finish."""
-        if not self.durations:
+        run for each job ahead. Typical: the recent finished runs; before any has finished, the
+        running run's own expected length. None while neither is known."""
+        eta = self.job.status().eta_seconds if self.running is not None else None  # from its first steps on
+        elapsed = time.monotonic() - self.started_at
+        if self.durations:
+            typical = sum(self.durations) / len(self.durations)
+        elif eta is not None:
+            typical = elapsed + eta
+        else:
             return None
-        typical = sum(self.durations) / len(self.durations)
         left = 0.0
         if self.running is not None:
-            eta = self.job.status().eta_seconds   # known from the running run's first steps on
-            left = eta if eta is not None else max(0.0, typical - (time.monotonic() - self.started_at))
+            left = eta if eta is not None else max(0.0, typical - elapsed)
         return round(left + (place - 1) * typical, 1)
 
     def launch(self, ticket: Ticket) -> JobStatus:

@@ -143,7 +143,7 @@ TEXT = {
     "state_queued": ("順番待ち", "waiting for its turn"),
     "job_place": ("{place} 番目（前に {ahead} 件）", "number {place} in line ({ahead} ahead)"),
     "job_wait": ("開始まで約 {wait}", "starts in about {wait}"),
-    "job_wait_unknown": ("開始までの時間は、最初の学習が終わると見積もれます", "the wait can be estimated once a run has finished"),
+    "job_wait_unknown": ("開始までの時間は、学習中の人の最初のステップが終わると見積もれます", "the wait can be estimated once the running training has taken its first steps"),
     "job_leave": ("キャンセルで列から抜けます", "Cancel leaves the line"),
     "state_running": ("学習中", "training"),
     "state_stopping": ("停止中…", "stopping…"),

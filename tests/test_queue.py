@@ -20,6 +20,7 @@ class StandInJob:
         self.thread: threading.Thread | None = None
         self.release = threading.Event()
         self.state = "idle"
+        self.eta: float | None = None   # what the running run's log says is left (None: no step yet)
 
     def start(self, settings, shape=None, runs_dir=None):
         if settings.model == "refused":
@@ -45,6 +46,7 @@ class StandInJob:
     def status(self):
         current = self.started[-1] if self.started else None
         return JobStatus(state=self.state, model=current.model if current else "",
+                         eta_seconds=self.eta if self.state == "running" else None,
                          metrics={"seconds": 60} if self.state == "done" else None)
 
     def busy(self):
@@ -141,6 +143,17 @@ def test_wait_estimate_comes_from_finished_runs(line):
     c, d = line.status(("c",)), line.status(("d",))
     assert c.wait_seconds is not None and 0 < c.wait_seconds <= 60
     assert d.wait_seconds == pytest.approx(c.wait_seconds + 60, abs=1)
+
+
+def test_before_any_run_has_finished_the_running_runs_own_eta_makes_the_estimate(line):
+    line.submit(ticket("a"))
+    line.submit(ticket("b"))
+    line.submit(ticket("c"))
+    assert line.status(("b",)).wait_seconds is None    # a has not logged a step yet
+    line.job.eta = 30.0                                  # a's log: 30 s left
+    b, c = line.status(("b",)).wait_seconds, line.status(("c",)).wait_seconds
+    assert b == 30.0
+    assert 30.0 <= c - b <= 31.0                         # one more run as long as a's (elapsed + 30 s)
 
 
 def test_in_use_names_the_folders_of_running_and_waiting_jobs(line, tmp_path):
