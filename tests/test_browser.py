@@ -149,10 +149,11 @@ REPLY = '#chat [data-testid="bot"]'   # the reply in the playground's single cha
 def set_slider(page, label: str, value: int):
     """Type a value into a slider's number box and wait until the slider itself shows it."""
     from playwright.sync_api import expect
-    field = page.locator(f'input[aria-label="number input for {label}"]')
+    slider = page.locator(".block", has=page.get_by_text(label, exact=True)).last   # the innermost block
+    field = slider.locator("input[type=number]")
     field.fill(str(value))
     field.press("Tab")
-    expect(page.get_by_label(label, exact=True)).to_have_value(str(value))
+    expect(slider.locator("input[type=range]")).to_have_value(str(value))
 
 
 def squeezed(text: str) -> str:
