@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -58,15 +59,44 @@ def wait_until_serving(port: int, server: subprocess.Popen, timeout: float = 120
     raise AssertionError("the app did not start listening")
 
 
+# The journey's app decodes each token DECODE_DELAY seconds slower (its launcher wraps the generation
+# worker's step, finetune.generate.Batch.step): on 2 cores the embedded model writes 400 tokens in
+# under a second (measured 0.7 s, loaded machine), before the page has shown their first piece and
+# a click on Stop has reached the server, so Stop could never land in the middle of a reply.
+DECODE_DELAY = 0.02
+SLOW_DECODING_APP = """
+import runpy, sys, time
+from finetune.generate import Batch
+step = Batch.step
+def slow_step(self):
+    time.sleep({delay})
+    return step(self)
+Batch.step = slow_step
+sys.argv = ["app.py"]
+runpy.run_path("app.py", run_name="__main__")
+"""
+
+
+def start_slow_decoding_app(env: dict, log: Path) -> subprocess.Popen:
+    """`python app.py` as space_env.start_app starts it, with DECODE_DELAY per decoded token."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w", encoding="utf-8") as out:
+        server = subprocess.Popen([sys.executable, "-c", SLOW_DECODING_APP.format(delay=DECODE_DELAY)], cwd=ROOT,
+                                  env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    server.log = log
+    return server
+
+
 @pytest.fixture(scope="module")
 def studio(tiny_model, tmp_path_factory):
-    """`python app.py` on a free port, offline, with its work folder under tmp."""
+    """`python app.py` on a free port, offline, with its work folder under tmp (decoding slowed down:
+    see DECODE_DELAY)."""
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False",
            "STUDIO_HOME": str(tmp_path_factory.mktemp("studio")),
            "STUDIO_MODEL_ROOTS": str(tmp_path_factory.getbasetemp())}  # the rinna-like test folder
     env.pop("PORT", None)
-    server = start_app(env, ARTIFACTS / "studio.log")
+    server = start_slow_decoding_app(env, ARTIFACTS / "studio.log")
     try:
         wait_until_serving(port, server)
         APPS["studio"] = server
@@ -266,8 +296,8 @@ def test_journey(page, studio, tmp_path, rinna_like):
     screenshot(page, "3-playground", publish=True)
     run = re.search(r"保存先：\s*(\S+)", result).group(1)   # the finished run, as the result names it
 
-    # … Stop: a long reply, stopped early, stays as it was when stopped: the start of the same reply
-    # uncut (same model, prompt and seed, asked through the API), and shorter.
+    # … Stop: a long reply, stopped once it shows, stays as it was when stopped: the start of the same
+    # reply uncut (same model, prompt and seed, asked through the API), and shorter.
     page.locator("#side-by-side input").uncheck()
     page.locator("#send").wait_for()
     page.get_by_text("生成の設定").first.click()   # the sampling accordion
@@ -357,14 +387,14 @@ def test_an_interrupted_run_is_resumed_then_pushed(online_studio, browser):
 
     # The training tab offers the interrupted run, with where it stopped and where it resumes from.
     open_tab(page, "学習")
-    page.locator("#interrupted").wait_for(state="visible")
+    page.locator("#resume").wait_for(state="visible")   # in the box of interrupted runs, hidden when none
     offered = page.locator("#interrupted-run input").input_value()
     assert "run-interrupted" in offered and "ステップ 6/8" in offered and "checkpoint-4" in offered
     screenshot(page, "7-interrupted-run")
     page.locator("#resume").click()
     job_state(page, "done")
     assert "after 8 steps" in page.locator("#log textarea").input_value()
-    page.locator("#interrupted").wait_for(state="hidden")   # nothing left to resume
+    page.locator("#resume").wait_for(state="hidden")   # nothing left to resume: the box is gone
     # Continued from checkpoint-4 in the same folder, not started over.
     events = [json.loads(line) for line in (run / "progress.jsonl").read_text(encoding="utf-8").splitlines()]
     kinds = [e["event"] for e in events]
