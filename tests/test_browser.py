@@ -60,9 +60,9 @@ def wait_until_serving(port: int, server: subprocess.Popen, timeout: float = 120
 
 
 # The journey's app decodes each token DECODE_DELAY seconds slower (its launcher wraps the generation
-# worker's step, finetune.generate.Batch.step): on 2 cores the embedded model writes 400 tokens in
-# under a second (measured 0.7 s, loaded machine), before the page has shown their first piece and
-# a click on Stop has reached the server, so Stop could never land in the middle of a reply.
+# worker's step, finetune.generate.Batch.step): without it the worker (which decodes ahead of the
+# stream) writes the embedded model's 400 tokens before a click on Stop reaches the server; a Stop
+# pressed as soon as the reply showed, or right after Send, left the whole reply.
 DECODE_DELAY = 0.02
 SLOW_DECODING_APP = """
 import runpy, sys, time
@@ -405,6 +405,10 @@ def test_an_interrupted_run_is_resumed_then_pushed(online_studio, browser):
     open_tab(page, "共有")
     page.locator("#hub-state").filter(has_text="Hub に接続できます").wait_for()
     assert "run-interrupted" in page.locator("#share-run input").input_value()
+    # No token yet (no HF_TOKEN, a fresh HF_HOME). The note is waited for before typing: the tab's
+    # own note, still on its way, would otherwise swallow the note for the typed token (one call
+    # of `token_note` at a time, a trigger meanwhile dropped), seen after the journey on a busy machine.
+    page.locator("#push-token").filter(has_text="トークンがありません").wait_for()
     page.locator("#token input").fill(PUSH_TOKEN)
     page.locator("#push-token").filter(has_text="入力したトークン").wait_for()
     page.locator("#repo textarea, #repo input").first.fill("resumed-model")
