@@ -177,13 +177,20 @@ REPLY = '#chat [data-testid="bot"]'   # the reply in the playground's single cha
 
 
 def set_slider(page, label: str, value: int):
-    """Type a value into a slider's number box and wait until the slider itself shows it."""
+    """Type a value into a slider's number box until the slider itself shows it (seen once on a busy
+    machine: the first typing, right after its accordion opened, was not taken)."""
     from playwright.sync_api import expect
     slider = page.locator(".block", has=page.get_by_text(label, exact=True)).last   # the innermost block
-    field = slider.locator("input[type=number]")
-    field.fill(str(value))
-    field.press("Tab")
-    expect(slider.locator("input[type=range]")).to_have_value(str(value))
+    field, bar = slider.locator("input[type=number]"), slider.locator("input[type=range]")
+    for attempt in range(3):
+        field.fill(str(value))
+        field.press("Tab")
+        try:
+            expect(bar).to_have_value(str(value), timeout=5_000)
+            return
+        except AssertionError:
+            if attempt == 2:
+                raise
 
 
 def squeezed(text: str) -> str:
