@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-test-"))  # before the studio is imported
+# As the rest of the suite sets them before the studio is imported (tests/test_app.py): the extra
+# root holds the work folder, so the uploads are kept out by the exclusion, not by the roots.
+os.environ.setdefault("STUDIO_HOME", tempfile.mkdtemp(prefix="studio-test-"))
+os.environ.setdefault("STUDIO_MODEL_ROOTS", tempfile.gettempdir())
 
 from finetune.errors import ModelNotAvailable
 from finetune.generate import GenerationSettings
@@ -44,11 +47,52 @@ def test_policy_accepts_hub_ids_and_folders_inside(policy, tmp_path):
     policy.check(str(tmp_path / "work" / "runs" / "r1"))
 
 
-def test_the_studio_applies_the_policy(monkeypatch):
-    from studio import callbacks
-    with pytest.raises(Exception) as err:
-        callbacks.tokenize("こんにちは", "/etc")
-    assert "app's own folders" in str(err.value) or "フォルダ" in str(err.value)
+# ---------------------------------------------------------------------------------------------
+# The studio's own callbacks, called as Gradio calls them (the local user: every folder the policy
+# allows is theirs). Each must refuse what the policy refuses, with the policy's reason.
+
+OUTSIDE = "app's own folders"
+URL = "URLs are not accepted"
+LINK_OUT = "runs/link-to-etc"   # made by the `link_out` fixture: a folder in the runs leading to /etc
+ACTIONS = ("tokenize", "generate", "compare, base side", "compare, tuned side", "train on it", "zip", "push")
+
+
+def studio_actions(name: str) -> dict:
+    """Every studio action that takes a model or run name from the page or an API caller."""
+    from studio import callbacks as studio
+    return {
+        "tokenize": lambda: studio.tokenize("こんにちは", name),
+        "generate": lambda: studio.generate("こんにちは", name, "complete", 5),
+        "compare, base side": lambda: studio.compare("こんにちは", name, EMBEDDED_MODEL, "complete", 5),
+        "compare, tuned side": lambda: studio.compare("こんにちは", EMBEDDED_MODEL, name, "complete", 5),
+        "train on it": lambda: studio.start_training(None, "文章です。" * 50, name, "full", 1, 1),
+        "zip": lambda: studio.make_zip(name, False),
+        "push": lambda: studio.push_to_hub(name, "repo", True, "a-token"),
+    }
+
+
+@pytest.fixture
+def link_out():
+    from studio import shared
+    link = shared.WORK / LINK_OUT
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to("/etc", target_is_directory=True)
+    yield str(link)
+    link.unlink()
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+@pytest.mark.parametrize("name, reason", [
+    ("/etc", OUTSIDE), ("~/.ssh", OUTSIDE), ("../", OUTSIDE), ("assets/../../etc", OUTSIDE), (LINK_OUT, OUTSIDE),
+    ("https://example.com/model", URL), ("file:///etc/passwd", URL), ("http://127.0.0.1:8000/x", URL),
+])
+def test_the_studio_refuses_places_outside_its_folders_and_urls(name, reason, action, request):
+    """As a model (tokens, playground, training base) and in the share tab (zip, push): refused with
+    the policy's own reason, in one line, whatever the action."""
+    if name == LINK_OUT:
+        name = request.getfixturevalue("link_out")
+    message = refusal(studio_actions(name)[action])
+    assert reason in message and "\n" not in message
 
 
 @pytest.mark.parametrize("bad", [dict(max_new_tokens=0), dict(max_new_tokens=-5), dict(max_new_tokens=10**9),
@@ -195,21 +239,99 @@ def test_the_studio_cache_and_training_job_check_the_weights(policy, tmp_path, t
     assert job.thread is None
 
 
-@pytest.mark.parametrize("action", ["make_zip", "push_to_hub"])
-def test_the_share_tab_opens_only_the_apps_own_folders(action):
-    """Zip and push take a folder name from the page (or any API client): a private model elsewhere
-    on the server must not be downloadable through them."""
-    import gradio as gr
-
-    from studio import callbacks
-    with pytest.raises(gr.Error) as err:
-        getattr(callbacks, action)("/root/private-model", *([False] if action == "make_zip" else ["repo"]))
-    assert "app's own folders" in err.value.message
-
-
-def test_uploads_are_not_model_folders():
+def studio_folder(kind: str, name: str) -> Path:
+    """A fresh folder in the studio's work folder (runs/ or uploads/), named for the test."""
     from studio import shared
-    assert str(shared.WORK / "runs") in shared.POLICY.roots and str(shared.WORK) not in shared.POLICY.roots
+    folder = shared.WORK / kind / f"{name}-{os.getpid()}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.mark.parametrize("action", ACTIONS)
+def test_a_model_among_the_uploads_is_refused_by_every_action(action, tiny_model):
+    """A loadable model folder in the visitors' uploads (beside the runs, and inside the suite's
+    STUDIO_MODEL_ROOTS) is no model to open or share; the same folder among the runs is."""
+    upload = studio_folder("uploads", "a-model")
+    shutil.copytree(tiny_model, upload)
+    try:
+        message = refusal(studio_actions(str(upload))[action])
+        assert "uploaded files are not model folders" in message
+    finally:
+        shutil.rmtree(upload)
+
+
+def test_the_same_model_among_the_runs_opens(tiny_model):
+    from studio import callbacks as studio
+    run = studio_folder("runs", "a-model")
+    shutil.copytree(tiny_model, run)
+    try:
+        assert studio.tokenize("こんにちは", str(run))["count"] > 0
+        assert list(studio.generate("こんにちは", str(run), "complete", 3))[-1][1]["role"] == "assistant"
+    finally:
+        shutil.rmtree(run)
+
+
+def test_the_studio_refuses_pickle_only_weights_before_loading_or_queueing(tiny_model, monkeypatch):
+    """A pickle-only model in the runs folder (a place the studio may open): the playground refuses it
+    before loading any weights, a training start before it joins the line; its tokenizer, which
+    holds no weights, may still be looked at."""
+    import finetune.cache
+    from finetune.runner import JobStatus
+    from studio import callbacks as studio, shared
+    folder = model_copy(tiny_model, studio_folder("runs", "pickle-only"), safetensors=False, pickle=True)
+    loaded, queued = [], []
+    real_load = finetune.cache.load_model
+    monkeypatch.setattr(finetune.cache, "load_model", lambda source, *a, **k: loaded.append(source.name)
+                        or real_load(source, *a, **k))
+    monkeypatch.setattr(shared.QUEUE, "submit", lambda ticket: queued.append(ticket) or JobStatus(state="queued"))
+    try:
+        for action in ("generate", "compare, base side", "compare, tuned side", "train on it"):
+            message = refusal(studio_actions(str(folder))[action])
+            assert "pickle weights only (pytorch_model.bin)" in message and "safetensors" in message, action
+        assert str(folder) not in loaded and queued == []   # (the compare may load its base side)
+        assert studio.tokenize("こんにちは", str(folder))["count"] > 0
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("part", ["model", "tokenizer"])
+def test_the_studio_never_runs_a_models_own_code(part, tmp_path, tiny_model, monkeypatch):
+    """A folder in the runs whose model (config.json) or tokenizer names Python files of its own:
+    the playground and the token view refuse it; no file of it is imported, nobody is asked."""
+    marker = tmp_path / "ran"
+    folder = remote_code_folder(studio_folder("runs", f"own-code-{part}"), marker)
+    if part == "model":  # a plain tokenizer, so that loading gets as far as the model
+        for name in ("tokenizer.json", "tokenizer_config.json", "spiece.model"):
+            shutil.copy(f"{tiny_model}/{name}", folder / name)
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "y")
+    try:
+        action = "generate" if part == "model" else "tokenize"
+        message = refusal(studio_actions(str(folder))[action])
+        assert ("cannot load model" if part == "model" else "cannot load the tokenizer") in message
+        assert not marker.exists() and not asked
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("action", ["generate", "compare"])
+@pytest.mark.parametrize("bad, named", [
+    (dict(max_new_tokens=0), "max new tokens"), (dict(max_new_tokens=10**9), "max new tokens"),
+    (dict(temperature=-1), "temperature"), (dict(temperature=1e9), "temperature"),
+    (dict(top_p=0), "top-p"), (dict(top_p=2), "top-p"), (dict(top_k=-1), "top-k"),
+    (dict(repetition_penalty=0), "repetition penalty"), (dict(repetition_penalty=100), "repetition penalty"),
+])
+def test_the_studio_refuses_sampling_out_of_range_in_one_line(bad, named, action):
+    """The playground's sliders can be bypassed by an API caller: the studio answers with one
+    Japanese line that names the setting, not a traceback and not a generation."""
+    from studio import callbacks as studio
+    sampling = dict(max_new_tokens=10, temperature=0.8, top_p=0.95, top_k=50, repetition_penalty=1.1) | bad
+    call = {"generate": lambda: studio.generate("「科学」とは", EMBEDDED_MODEL, "complete", **sampling),
+            "compare": lambda: studio.compare("「科学」とは", EMBEDDED_MODEL, EMBEDDED_MODEL, "complete",
+                                              **sampling)}[action]
+    message = refusal(call)
+    assert message.startswith("設定値が正しくありません：") and named in message and "\n" not in message
 
 
 # ---------------------------------------------------------------------------------------------
