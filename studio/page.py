@@ -300,8 +300,9 @@ def build() -> gr.Blocks:
 
         share_tab.select(cb.hub_note, lang, hub_state, api_name="hub_status")
         share_tab.select(cb.share_runs, [lang, session], share_run, api_visibility="private")
+        # always_last: a token typed while the tab's own note is being worked out must still be shown
         gr.on([share_tab.select, token.change], cb.token_note, [token, lang], token_used, api_visibility="private",
-              show_progress="hidden")
+              show_progress="hidden", trigger_mode="always_last")
         zip_button.click(cb.make_zip, [share_run, merge, session], zip_file, api_name="export_zip")
         push_button.click(cb.push_to_hub, [share_run, repo, private, token, session], pushed, api_name="push_to_hub")
         delete_button.click(lambda: gr.update(visible=True), None, delete_confirm, api_visibility="private")
