@@ -65,12 +65,12 @@ def space_env(port: int, home: Path, hub_url: str, openid_url: str) -> dict:
     }
 
 
-def start_app(env: dict, log: Path) -> subprocess.Popen:
-    """`python app.py` with its output in a file: a pipe nobody reads would stop the app once full,
-    and the file is the evidence when a test fails (see `log_tail`)."""
+def start_app(env: dict, log: Path, args: list[str] | None = None) -> subprocess.Popen:
+    """`python app.py` (or `python ARGS…`, a launcher of it) with its output in a file: a pipe nobody
+    reads would stop the app once full, and the file is the evidence when a test fails (`log_tail`)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as out:
-        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=out,
+        server = subprocess.Popen([sys.executable, *(args or ["app.py"])], cwd=ROOT, env=env, stdout=out,
                                   stderr=subprocess.STDOUT, text=True)
     server.log = log
     return server

@@ -14,9 +14,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -26,7 +24,7 @@ import pytest
 from conftest import ROOT, UNSEEN
 from hub_stub import HubStub, serve_model_repos
 from space_env import OWNER_TOKEN, OpenIdProvider, log_tail, space_env, start_app
-from space_env import wait_until_serving as wait_until_answering
+from space_env import free_port, wait_until_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -38,25 +36,6 @@ TRAINING = 120_000  # ms; a few steps of the embedded model on 2 CPU cores take 
 APPS: dict[str, subprocess.Popen] = {}  # the running apps, whose logs a failed test prints
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.is_file(), reason="Debian's chromium (/usr/bin/chromium) is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_until_serving(port: int, server: subprocess.Popen, timeout: float = 120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise AssertionError(f"the app exited:\n{log_tail(server)}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("the app did not start listening")
 
 
 # The journey's app decodes each token DECODE_DELAY seconds slower (its launcher wraps the generation
@@ -77,16 +56,6 @@ runpy.run_path("app.py", run_name="__main__")
 """
 
 
-def start_slow_decoding_app(env: dict, log: Path) -> subprocess.Popen:
-    """`python app.py` as space_env.start_app starts it, with DECODE_DELAY per decoded token."""
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "w", encoding="utf-8") as out:
-        server = subprocess.Popen([sys.executable, "-c", SLOW_DECODING_APP.format(delay=DECODE_DELAY)], cwd=ROOT,
-                                  env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    server.log = log
-    return server
-
-
 @pytest.fixture(scope="module")
 def studio(tiny_model, tmp_path_factory):
     """`python app.py` on a free port, offline, with its work folder under tmp (decoding slowed down:
@@ -96,9 +65,9 @@ def studio(tiny_model, tmp_path_factory):
            "STUDIO_HOME": str(tmp_path_factory.mktemp("studio")),
            "STUDIO_MODEL_ROOTS": str(tmp_path_factory.getbasetemp())}  # the rinna-like test folder
     env.pop("PORT", None)
-    server = start_slow_decoding_app(env, ARTIFACTS / "studio.log")
+    server = start_app(env, ARTIFACTS / "studio.log", ["-c", SLOW_DECODING_APP.format(delay=DECODE_DELAY)])
     try:
-        wait_until_serving(port, server)
+        wait_until_serving(f"http://127.0.0.1:{port}/", server)
         APPS["studio"] = server
         yield f"http://127.0.0.1:{port}/"
     finally:
@@ -378,7 +347,7 @@ def online_studio(tiny_model, tmp_path_factory):
                 "GRADIO_ANALYTICS_ENABLED": "False", "STUDIO_HOME": str(home / "studio")}
         server = start_app(env, ARTIFACTS / "online-studio.log")
         try:
-            wait_until_answering(f"http://127.0.0.1:{port}/", server)
+            wait_until_serving(f"http://127.0.0.1:{port}/", server)
             APPS["online studio"] = server
             yield f"http://127.0.0.1:{port}/", hub, run
         finally:
@@ -441,7 +410,7 @@ def space_studio(tiny_model, tmp_path_factory):
         env = space_env(port, tmp_path_factory.mktemp("space-browser"), hub.url, openid.url)
         server = start_app(env, ARTIFACTS / "space-studio.log")
         try:
-            wait_until_answering(f"http://127.0.0.1:{port}/", server)
+            wait_until_serving(f"http://127.0.0.1:{port}/", server)
             APPS["space studio"] = server
             yield f"http://127.0.0.1:{port}/", hub
         finally:
