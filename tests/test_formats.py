@@ -371,6 +371,12 @@ def test_zip_member_names_in_cp932_are_read(tmp_path):
     assert read_inputs([write(tmp_path, "u.zip", archive)])[0].report.name.endswith("u.zip/日記.txt")
 
 
+def test_zip_member_names_in_utf8_without_the_flag_are_read(tmp_path):
+    # As Info-ZIP on Linux and macOS write them: UTF-8 bytes, without the UTF-8 flag.
+    archive = zip_bytes({"abcdefghijkl.txt": STORY.encode()}).replace(b"abcdefghijkl.txt", "朝の日記.txt".encode())
+    assert read_inputs([write(tmp_path, "u.zip", archive)])[0].report.name.endswith("u.zip/朝の日記.txt")
+
+
 @pytest.mark.parametrize("member", ["../escape.txt", "/etc/evil.txt", "a/../../b.txt", "C:/x.txt", "..\\win.txt"])
 def test_zip_with_names_outside_its_folder_is_refused(tmp_path, member):
     archive = zip_bytes({"ok.txt": STORY.encode(), member: STORY.encode()})
@@ -441,6 +447,58 @@ def test_hatena_export_with_drafts_comments_titles_and_code():
     assert draft.text == "書きかけの雲の話\nまだ書きかけの下書きです。"
 
 
+HATENA_RENDERED = """AUTHOR: kaze
+TITLE: 目次と脚注のある記事
+STATUS: Publish
+CONVERT BREAKS: 0
+DATE: 04/02/2024 08:15:00
+-----
+BODY:
+<ul class="table-of-contents">
+    <li><a href="#桜">川沿いの桜</a></li>
+</ul>
+<h3 id="桜">川沿いの桜</h3>
+<p>帰り道に古本屋を見つけました<a href="#f-1a2b" name="fn-1a2b" title="店主は猫好き">*1</a>。</p>
+<p><iframe src="https://hatenablog-parts.com/embed?url=x" class="embed-card embed-webcard"></iframe><cite class="hatena-citation"><a href="https://example.jp/">example.jp</a></cite></p>
+<div class="footnote">
+<p class="footnote"><a href="#fn-1a2b" name="f-1a2b" class="footnote-number">*1</a><span class="footnote-delimiter">:</span><span class="footnote-text">店主は猫好き</span></p>
+</div>
+-----
+--------
+"""
+
+
+def test_hatena_bodies_as_the_editor_renders_them(tmp_path):
+    # Hatena exports [:contents], embeds and footnotes already rendered: the table of contents (the
+    # headings again), the embed's citation (an address) and the *1 marks go; the note's text stays.
+    result = read_one(write(tmp_path, "blog.export.txt", HATENA_RENDERED))
+    assert texts(result) == ["川沿いの桜\n\n帰り道に古本屋を見つけました。\n\n店主は猫好き"]
+    assert result.report.stripped["footnote_marks"] == 3
+
+
+def test_wordpress_footnotes_come_from_the_post_meta(tmp_path):
+    item = ('<item><title>脚注</title><content:encoded><![CDATA[<!-- wp:paragraph --><p>本文です<sup data-fn="a1" '
+            'class="fn"><a href="#a1" id="a1-link">1</a></sup>。</p><!-- /wp:paragraph --><!-- wp:footnotes /-->]]>'
+            '</content:encoded><wp:status>publish</wp:status><wp:post_type>post</wp:post_type><wp:postmeta>'
+            '<wp:meta_key>footnotes</wp:meta_key><wp:meta_value><![CDATA[[{"content":"注の<em>本文</em>です。",'
+            '"id":"a1"}]]]></wp:meta_value></wp:postmeta></item>')
+    export = ('<?xml version="1.0" encoding="UTF-8"?><rss version="2.0" xmlns:content="http://purl.org/rss/1.0/'
+              'modules/content/" xmlns:wp="http://wordpress.org/export/1.2/"><channel>' + item + '</channel></rss>')
+    assert texts(read_one(write(tmp_path, "site.xml", export))) == ["本文です。\n\n注の本文です。"]
+
+
+def test_markdown_footnotes_dates_and_jekyll_drafts(tmp_path):
+    qiita = ("---\ntitle: メモ\nprivate: false\nupdated_at: '2024-01-10T12:00:00+09:00'\n---\n"
+             "脚注を使います[^1]。\n\n[^1]: 脚注の本文です。\n[site]: https://example.jp\n")
+    result = read_one(write(tmp_path, "qiita.md", qiita))
+    assert texts(result) == ["脚注を使います。\n\n脚注の本文です。"]
+    assert result.documents[0].date == "2024-01-10T12:00:00+09:00"  # Qiita CLI's files have no other date
+    (tmp_path / "_drafts").mkdir()
+    draft = write(tmp_path / "_drafts", "idea.md", "---\nlayout: post\ntitle: 構想\n---\nまだ構想です。\n")
+    assert read_one(draft).report.left_out == {"draft": 1}
+    assert texts(read_one(draft, include_drafts=True)) == ["まだ構想です。"]
+
+
 WORDPRESS_POSTS = [
     "連休の最終日、湖の周回コースを走ってきた。一周はおよそ四十キロ。\n\n持っていったもの\n\n替えのチューブ\nおにぎり二個\n\n"
     "峠の茶屋の草団子は 一串¥150...🍡だった。店の案内もどうぞ。\n\n湖に\n風が渡る",
@@ -498,7 +556,8 @@ def test_markdown_posts_with_front_matter():
                              "帰りの電車では、買ったみかんを一つ食べた。\nそのままの{{波括弧}}"]
     zenn = exported("zenn-article.md", titles=True)
     assert texts(zenn) == ["はじめての個人開発で学んだこと\n小さな家計簿アプリを作って、三か月使ってみた。\n\nこの記事は個人の感想です。"
-                           "\n\nうまくいかなかったこと\n通知の設定が複雑になりすぎた。\n\n一番の学びは、毎日自分で使うことだった。"]
+                           "\n\nうまくいかなかったこと\n通知の設定が複雑になりすぎた。\n\n一番の学びは、毎日自分で使うことだった。"
+                           "\n\n使わない機能はすぐわかる。"]  # the footnote's text, without its [^1]
     qiita = exported("qiita-draft.md").report
     assert not qiita.used and qiita.reason_code == "only_left_out" and qiita.left_out == {"draft": 1}
     assert texts(exported("qiita-draft.md", include_drafts=True)) == ["まだ人に見せるつもりのないメモです。"]

@@ -13,6 +13,7 @@ drafts and (approved) comments back, each comment as a document of its own.
 from __future__ import annotations
 
 import html
+import json
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
@@ -236,11 +237,26 @@ def wxr_item_documents(item: ET.Element, name: str, options: ReadOptions, report
         content = with_line_breaks(content)
     date = child_text(item, "post_date", WP)
     date = date.replace(" ", "T") if date and not date.startswith("0000") else child_text(item, "pubDate")
-    docs = [post_document(name, child_text(item, "title"), date, fragment_text(content, report, options.keep_code),
-                          options, report)]
+    body = "\n\n".join(filter(None, [fragment_text(content, report, options.keep_code)]
+                              + [fragment_text(note, report, options.keep_code) for note in wp_footnotes(item)]))
+    docs = [post_document(name, child_text(item, "title"), date, body, options, report)]
     for k, comment in enumerate(comments, start=1):
         docs += wxr_comment_documents(comment, f"{name}.comment{k}", options, report)
     return [d for d in docs if d]
+
+
+def wp_footnotes(item: ET.Element) -> list[str]:
+    """The notes of WordPress's footnotes block (6.3+), which live in the post's `footnotes` meta as
+    JSON ([{"id": …, "content": "<html>"}]), not in its content; [] when there are none or it is not JSON."""
+    for meta in (c for c in item if local(c.tag) == "postmeta"):
+        if child_text(meta, "meta_key", WP) == "footnotes":
+            try:
+                notes = json.loads(child_text(meta, "meta_value", WP) or "[]")
+            except json.JSONDecodeError:
+                return []
+            return [n["content"] for n in notes if isinstance(n, dict) and isinstance(n.get("content"), str)] \
+                if isinstance(notes, list) else []
+    return []
 
 
 def wxr_comment_documents(comment: ET.Element, name: str, options: ReadOptions,

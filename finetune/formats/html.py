@@ -47,6 +47,9 @@ ENTRY_CLASSES = {"hentry", "h-entry", "entry"}
 PAGE_STEMS = ("related", "sharing", "comment", "sidebar", "breadcrumb", "pagination")
 # Embedded content: link cards, tweets, videos (pages and posts).
 EMBED_WORDS = {"embed", "tweet", "twitter", "instagram", "blogcard", "linkcard", "ogp", "ogpcard", "youtube"}
+# Tables of contents (Hatena's [:contents], WordPress plugins' toc_container, ez-toc): the headings
+# again, as links. Hatena's citation under an embed: the linked page's address.
+CONTENTS_WORDS = {"toc"}
 # Aozora Bunko's XHTML files: title/author, notation notes and bibliography around the text.
 AOZORA_CLASSES = {"metadata", "notation_notes", "bibliographical_information", "after_text"}
 # The element holding a post's text on blog platforms' pages (class or id).
@@ -91,7 +94,8 @@ class HtmlText(HTMLParser):
         self.open: list[Element] = []
         self.tokens: list[Token] = []
         self.dropped = self.main = self.body = self.pre = self.link = 0
-        self.counts = {"html_boilerplate": 0, "ruby": 0, "code_blocks": 0, "embeds": 0, "urls": 0, "titles": 0}
+        self.counts = {"html_boilerplate": 0, "ruby": 0, "code_blocks": 0, "embeds": 0, "urls": 0, "titles": 0,
+                       "footnote_marks": 0}
         self.in_title, self.title_parts, self.entry_title = False, [], None
         self.published = ""  # microformats' dt-published time (Medium posts), ISO 8601
 
@@ -179,6 +183,10 @@ class HtmlText(HTMLParser):
         words = class_words(attrs)
         if words & EMBED_WORDS or "embedded-service" in attrs:
             return "embeds"
+        if words & CONTENTS_WORDS or {"table", "contents"} <= words or (tag == "cite" and "citation" in words):
+            return "html_boilerplate"
+        if is_footnote_mark(tag, attrs, words):
+            return "footnote_marks"
         if words & AOZORA_CLASSES or set((attrs.get("class") or "").lower().split()) & AOZORA_CLASSES:
             return "html_boilerplate"
         if self.page and self.is_page_furniture(tag, attrs, words):
@@ -303,6 +311,18 @@ def is_entry_body(attrs: dict) -> bool:
     if "e-content" in (attrs.get("class") or "").split():  # microformats2
         return True
     return bool(ENTRY_BODY.search(f"{attrs.get('class') or ''} {attrs.get('id') or ''}".lower()))
+
+
+def is_footnote_mark(tag: str, attrs: dict, words: set[str]) -> bool:
+    """A footnote's number, in the text or before the note, and the way back: Hatena's *1 links
+    (name="fn-…", class footnote-number) and the colon after them, WordPress's <sup data-fn> and ↩︎
+    links. The notes' own text stays."""
+    if "footnote" in words and words & {"number", "delimiter", "backref", "ref"}:
+        return True
+    if tag == "sup" and "data-fn" in attrs:
+        return True
+    return tag == "a" and ((attrs.get("name") or "").startswith("fn-")
+                           or (attrs.get("aria-label") or "").lower().startswith("jump to footnote"))
 
 
 def is_entry_title(attrs: dict) -> bool:

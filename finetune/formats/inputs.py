@@ -126,14 +126,21 @@ def member_results(archive: zipfile.ZipFile, member: zipfile.ZipInfo, name: str,
 
 
 def member_name(member: zipfile.ZipInfo) -> str:
-    """The member's name; names stored without the UTF-8 flag by Japanese Windows are cp932, which
-    zipfile has read as cp437."""
+    """The member's name. Without the UTF-8 flag zipfile reads the stored bytes as cp437, but
+    Japanese names are then UTF-8 (Info-ZIP on Linux and macOS leave the flag out) or cp932
+    (Japanese Windows); tried in that order, since cp932 bytes are seldom valid UTF-8."""
     if member.flag_bits & 0x800:
         return member.filename
     try:
-        return member.filename.encode("cp437").decode("cp932")
-    except (UnicodeEncodeError, UnicodeDecodeError):
+        raw = member.filename.encode("cp437")
+    except UnicodeEncodeError:
         return member.filename
+    for encoding in ("utf-8", "cp932"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return member.filename
 
 
 def is_unsafe_member(name: str) -> bool:

@@ -19,7 +19,8 @@ from .html import without_urls
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 RULE = re.compile(r"^ {0,3}([-*_])( *\1){2,} *$")
 SETEXT_UNDERLINE = re.compile(r"^ {0,3}=+ *$")
-LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:\s*\S+")
+LINK_DEFINITION = re.compile(r"^ {0,3}\[[^^\]][^\]]*\]:\s*\S+")
+FOOTNOTE_DEFINITION = re.compile(r"^ {0,3}\[\^[^\]]+\]:\s*")  # [^1]: the note's text, which stays
 TABLE_SEPARATOR = re.compile(r"^ *\|? *:?-{3,}:? *(\| *:?-{3,}:? *)*\|? *$")
 HEADING = re.compile(r"^ {0,3}#{1,6}(?: +|$)(.*?)(?: +#+)? *$")
 QUOTE = re.compile(r"^ *(?:> ?)+")
@@ -109,7 +110,7 @@ def markdown_line(line: str) -> str:
     heading = HEADING.match(line)
     if heading:
         line = heading.group(1)
-    line = LIST_MARKER.sub("", QUOTE.sub("", line))
+    line = LIST_MARKER.sub("", QUOTE.sub("", FOOTNOTE_DEFINITION.sub("", line)))
     if line.lstrip().startswith("|"):
         line = " ".join(cell.strip() for cell in line.strip().strip("|").split("|"))
     for pattern, replacement in INLINE:
@@ -181,10 +182,11 @@ def is_draft(fields: dict[str, str]) -> bool:
 def markdown_post_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
     """One post: the Markdown after its front matter; none when it is a draft (unless asked for)."""
     fields, _ = split_front_matter(text)
-    if is_draft(fields) and not options.include_drafts:
+    in_drafts_folder = "_drafts" in name.replace("\\", "/").split("/")  # Jekyll keeps drafts in _drafts/
+    if (is_draft(fields) or in_drafts_folder) and not options.include_drafts:
         report.leave_out("draft")
         return []
-    date = fields.get("date") or fields.get("published_at") or ""
+    date = fields.get("date") or fields.get("published_at") or fields.get("updated_at") or ""  # Qiita: updated_at only
     doc = post_document(name, fields.get("title", ""), date, markdown_text(text, options.keep_code, report),
                         options, report)
     return [doc] if doc else []
