@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import os
 import shlex
 import subprocess
 import threading
@@ -232,8 +231,7 @@ def run_worker(settings: TrainSettings, shape: ModelShape | None, stop: threadin
     priority of the launcher's thread, kept above the requests'. It is given the run folder's lock,
     and the stop flag reaches it as the run's STOP file."""
     try:
-        spec = json.dumps({"settings": asdict(settings), "shape": asdict(shape) if shape else None,
-                           "parent": os.getpid()})
+        spec = json.dumps({"settings": asdict(settings), "shape": asdict(shape) if shape else None})
         try:
             worker.hand_over(lock, spec)
         except OSError as err:  # it died while waiting for a run (killed, out of memory)
