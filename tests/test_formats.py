@@ -747,6 +747,49 @@ def test_medium_export_link_cards_code_sections_and_responses():
         "README.html": "not_a_post", "highlights/highlights-0001.html": "not_a_post"}
 
 
+SITES = SERVICES / "sites"
+
+
+def site(folder):
+    return {r.report.name.split(f"{folder}/", 1)[1]: r for r in read_inputs([SITES / folder])}
+
+
+def test_hugo_site_section_pages_bundles_scheduled_expired_and_headless():
+    results = site("hugo")
+    assert described(results["content/posts/minato-matsuri/index.md"]) == [
+        ("post", "港まつりの夜", "2023-07-22T21:00:00+09:00", "港まつりの最後に、花火が三十分ほど上がった。\n\n屋台の焼きとうもろこしを食べながら帰った。")]
+    assert {n: r.report.left_out for n, r in results.items() if not r.report.used} == {
+        "content/posts/_index.md": {"page": 1},                # the section's list page
+        "content/posts/hatsuyuki.md": {"draft": 1},            # publishDate in the future
+        "content/posts/natsu-no-ichi.md": {"draft": 1},        # expiryDate passed
+        "content/parts/profile-card/index.md": {"other": 1}}   # headless bundle: never a page
+    assert texts(read_one(SITES / "hugo/content/posts/hatsuyuki.md", include_drafts=True)) == ["公開日を先にしてある記事です。"]
+
+
+def test_jekyll_site_dates_from_file_names_pages_and_future_posts():
+    results = site("jekyll")
+    assert described(results["_posts/2022-09-18-tsukimi.md"]) == [
+        ("post", "お月見", "2022-09-18", "縁側にすすきを飾って、月が昇るのを待った。")]
+    assert results["_posts/2999-01-01-shinnen.md"].report.left_out == {"draft": 1}
+    assert results["about.md"].report.left_out == {"page": 1}  # layout: page
+
+
+def test_zenn_scheduled_articles_and_book_chapters():
+    results = site("zenn")
+    assert results["articles/kakeibo-yoyaku.md"].report.left_out == {"draft": 1}  # published_at in the future
+    assert described(results["books/kakeibo-nyumon/hajimeni.md"]) == [
+        ("post", "はじめに", "", "この本では、家計簿アプリを一年使い続けるまでの工夫を書きます。")]
+    assert results["books/kakeibo-nyumon/config.yaml"].report.reason_code == "unsupported"
+
+
+def test_qiita_cli_articles_never_posted_and_its_remote_copies():
+    results = site("qiita")
+    assert set(results) == {"public/posted.md", "public/new-article.md"}  # public/.remote/ is Qiita CLI's own copy
+    assert described(results["public/posted.md"]) == [
+        ("post", "Pythonで家計簿のCSVをまとめる", "2024-02-03T10:00:00+09:00", "月ごとのCSVを一つにまとめる手順のメモです。")]
+    assert results["public/new-article.md"].report.left_out == {"draft": 1}  # id: null, not posted yet
+
+
 # ---------------------------------------------------------------------------------------------- saved blog pages
 
 @pytest.mark.parametrize("page", ["ameba", "fc2", "hatena", "livedoor", "note", "wordpress"])
