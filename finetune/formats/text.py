@@ -3,7 +3,9 @@
 Markdown posts of static-site generators and writing services (Hugo, Jekyll, Zenn, Qiita) start with
 front matter, YAML between `---` lines or TOML between `+++` lines; it gives the post's title, date
 and whether it is a draft (`draft: true`, `published: false`, Qiita's `private: true` or
-`ignorePublish: true`), and is not text. Hugo shortcodes ({{< … >}}, {{% … %}}), Liquid tags
+`ignorePublish: true`, a Qiita CLI file with `id: null`, a publication date still to come or an
+expiry date gone by) or not a post at all (Hugo's `_index.md` section pages, `layout: page`, Hugo's
+headless bundles), and is not text. Hugo shortcodes ({{< … >}}, {{% … %}}), Liquid tags
 ({% … %}, {{ … }}), HTML comments, Zenn/Qiita `:::message` / `:::details` / `:::note` fences and Zenn
 embeds (@[youtube](…)) are removed from every Markdown file; what they enclose stays, except code
 (`highlight`), which follows keep_code like fenced code.
@@ -209,15 +211,25 @@ def first_time(fields: dict[str, str], keys: tuple[str, ...]) -> datetime | None
 
 def is_draft(fields: dict[str, str], name: str, now: datetime) -> bool:
     """Not published: Hugo's draft: true, Jekyll's and Zenn's published: false, Qiita's private: true
-    (limited sharing) or ignorePublish: true, a Qiita CLI file never posted (id: null), a post in
-    Jekyll's _drafts/ folder, one scheduled for later or one whose expiry date has passed."""
-    qiita_unposted = "id" in fields and fields["id"].strip() in ("", "null", "~") \
+    (limited sharing) or ignorePublish: true, a Qiita CLI file never posted, a post in Jekyll's
+    _drafts/ folder, or one not live now."""
+    return flag(fields, "draft") is True or flag(fields, "published") is False or flag(fields, "private") is True \
+        or flag(fields, "ignorePublish") is True or is_unposted_qiita(fields) or "_drafts" in name_parts(name) \
+        or not is_live(fields, name, now)
+
+
+def is_unposted_qiita(fields: dict[str, str]) -> bool:
+    """A Qiita CLI file (it has ignorePublish or organization_url_name) that was never posted: Qiita
+    CLI writes the article's id only once `qiita publish` has posted it."""
+    return "id" in fields and fields["id"].strip() in ("", "null", "~") \
         and ("ignorePublish" in fields or "organization_url_name" in fields)
+
+
+def is_live(fields: dict[str, str], name: str, now: datetime) -> bool:
+    """False for a post scheduled for later or one whose expiry date has passed."""
     publish = first_time(fields, PUBLISH_KEYS) or front_matter_time(name_date(name))
     expiry = first_time(fields, EXPIRY_KEYS)
-    return flag(fields, "draft") is True or flag(fields, "published") is False or flag(fields, "private") is True \
-        or flag(fields, "ignorePublish") is True or qiita_unposted or "_drafts" in name_parts(name) \
-        or bool(publish and publish > now) or bool(expiry and expiry <= now)
+    return not (publish and publish > now) and not (expiry and expiry <= now)
 
 
 def not_a_post(fields: dict[str, str], name: str) -> str:
