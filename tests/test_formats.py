@@ -611,6 +611,185 @@ def test_xml_that_declares_entities_or_is_broken_is_refused(tmp_path):
     assert read_one(write(tmp_path, "cut.xml", broken)).report.reason_code == "bad_xml"
 
 
+# ---------------------------------------------------------------------------------------------- exports as services write them
+
+# Samples in the shapes the services' exports really have (formats documented in docs/formats.md):
+# FC2's EUC-JP Movable Type file with CRLF lines, Movable Type 7's with a BOM and its block editor,
+# WordPress's WXR 1.1 from the classic editor with every status and post type, note's zip, Blogger's
+# Google Takeout, Medium's zip, and the folders of Hugo, Jekyll, Zenn and Qiita CLI sites.
+SERVICES = DATA / "service_exports"
+
+
+def service(name, **options):
+    return read_one(SERVICES / name, **options)
+
+
+def described(result):
+    return [(d.kind, d.title, d.date, d.text) for d in result.documents]
+
+
+FC2_POSTS = [
+    ("post", "近所の図書館が新しくなった", "2013-04-07T22:15:40",
+     "改装工事が終わって、近所の図書館が再開した。\n入口が広くなり、窓ぎわの閲覧席が増えていた。\n\n"
+     "雑誌コーナーでは、昔よく読んでいた釣りの雑誌を見つけた。\n\n帰りに貸出カードも作り直した。"),
+    ("comment", "", "2013-04-08T07:02:11", "うちの近くの図書館も改装中です。\n再開が楽しみです。"),
+    ("comment", "", "2013-04-09T12:30:00", "窓ぎわの席、いいですね。"),
+    ("post", "雨の日の過ごし方", "2013-03-20T09:05:00",
+     "雨の日は家でパンを焼く。\n粉をこねていると、気持ちが落ち着く。\n\n焼き上がりを待つ間に、古い映画を一本見た。")]
+
+
+def test_fc2_export_in_euc_jp_with_crlf_excerpts_keywords_and_several_comments():
+    result = service("fc2.export.txt", include_comments=True)
+    assert (result.report.format, result.report.encoding) == ("movable-type", "euc-jp")
+    assert described(result) == FC2_POSTS  # EXCERPT and KEYWORDS are not text; each COMMENT is its own
+    assert result.report.left_out == {"trackback": 1, "draft": 1}
+
+
+def test_fc2_export_saved_as_shift_jis(tmp_path):
+    raw = (SERVICES / "fc2.export.txt").read_bytes().decode("euc-jp").encode("cp932")
+    result = read_one(write(tmp_path, "fc2-sjis.txt", raw), include_comments=True)
+    assert result.report.encoding == "cp932" and described(result) == FC2_POSTS
+
+
+def test_movable_type_7_export_block_editor_statuses_and_dates():
+    # Given as UTF-8 explicitly, the BOM stays in the text: it must not hide the export.
+    result = service("movabletype.export.txt", encoding="utf-8")
+    assert result.report.format == "movable-type"
+    assert described(result) == [
+        ("post", "秋の文化祭", "2023-11-03T00:30:00",  # 12:30:00 AM; block_editor bodies are HTML
+         "娘の学校の文化祭に行った。教室ごとに手作りの看板が並んでいた。\n\n三年生の劇は、最後に大きな拍手が起きた。"),
+        ("post", "夜の散歩", "2023-11-05T21:15:00",
+         "夕食のあと、川沿いを少し歩いた。\n月が明るくて、街灯がいらないほどだった。\n\n帰り道で、焼き芋の屋台に出会った。"),
+        ("post", "柿の収穫", "2023-11-10T18:40:00", "庭の柿\n\n今年は二百個ほど採れた。\n半分は干し柿にする。"),  # 18:40:00 PM
+        ("post", "駅前の古い喫茶店", "2023-11-12T12:05:00",
+         "駅前の喫茶店が、今月で閉店するらしい。学生のころから通っていた店だ。\n\n最後にもう一度、ナポリタンを食べに行こう。")]
+    assert result.report.left_out == {"comment": 1, "draft": 2}  # Future and Review are not published
+    assert [d.title for d in service("movabletype.export.txt", include_drafts=True).documents][2:4] == [
+        "冬の旅行の計画", "確認待ちの記事"]
+
+
+def test_wordpress_classic_editor_statuses_post_types_and_comment_types():
+    result = service("wordpress-classic.xml")
+    assert described(result) == [("post", "近くの山で紅葉を見た", "2022-10-23T20:00:00",
+                                  "日曜日、朝から近くの山に登った。\n頂上までは一時間ほど。\n\n頂上では、持ってきたおにぎりを食べた。"
+                                  "\n\n下りは別の道を通った。紅葉がきれいだった。")]
+    # future, private, pending and password-protected posts are not public; the block editor's own
+    # entries (reusable blocks, menus, templates, styles, CSS, embed caches, customizer drafts) and an
+    # editorial note on a block are not posts or readers' comments
+    assert result.report.left_out == {"comment": 1, "trackback": 2, "unapproved_comment": 1, "other": 9, "draft": 4,
+                                      "attachment": 1}
+    everything = service("wordpress-classic.xml", include_drafts=True, include_comments=True)
+    assert [(d.kind, d.title) for d in everything.documents] == [
+        ("post", "近くの山で紅葉を見た"), ("comment", ""), ("post", "初雪の予報"), ("post", "登山の持ち物リスト(自分用)"),
+        ("post", "寄稿:沢登りの話"), ("post", "山小屋の予約方法(会員向け)")]
+    assert everything.documents[1].text == "紅葉の季節ですね。\n来週行ってみます。"
+
+
+def test_wordpress_com_export_split_into_several_files(tmp_path):
+    parts = {"yama.wordpress.2024-05-01.000.xml": (EXPORTS / "wordpress.xml").read_bytes(),
+             "yama.wordpress.2024-05-01.001.xml": (SERVICES / "wordpress-classic.xml").read_bytes()}
+    results = read_inputs([write(tmp_path, "yama.wordpress.2024-05-01.zip", zip_bytes(parts))])
+    assert [(r.report.format, r.report.posts) for r in results] == [("wordpress", 2), ("wordpress", 1)]
+
+
+def test_note_export_zip_with_its_assets(tmp_path):
+    # note's export is a zip: the WXR file and an assets folder with the articles' images; published,
+    # draft and scheduled articles, without comments.
+    archive = zip_bytes({"note-haru_techo.xml": (SERVICES / "note-export.xml").read_bytes(),
+                         "assets/n0a1b2c3d4e5f/kyuri.png": b"\x89PNG\r\n\x1a\n" + bytes(64)})
+    results = read_inputs([write(tmp_path, "note-export.zip", archive)])
+    export, image = sorted(results, key=lambda r: r.report.format != "wordpress")
+    assert described(export) == [("post", "はじめてのぬか漬け", "2024-04-06T09:30:00",
+                                  "祖母にもらったぬか床で、はじめてきゅうりを漬けた。\n\n毎日かき混ぜる\n\n"
+                                  "朝と晩に底から混ぜる。\n手がぬかの匂いになった。")]
+    assert export.report.left_out == {"draft": 2} and image.report.reason_code == "binary"
+
+
+TAKEOUT = SERVICES / "takeout"
+
+
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_blogger_takeout_posts_only_once_without_its_index_theme_or_comment_copy(tmp_path, as_zip):
+    source = TAKEOUT
+    if as_zip:
+        source = write(tmp_path, "takeout-20240601T000000Z-001.zip", zip_bytes(
+            {p.relative_to(TAKEOUT).as_posix(): p.read_bytes() for p in TAKEOUT.rglob("*") if p.is_file()}))
+    results = read_inputs([source], options=ReadOptions(include_comments=True))
+    by_name = {r.report.name.split("Takeout/")[1]: r for r in results}
+    feed = by_name["Blogger/Blogs/港の見える坂/feed.atom"]
+    assert described(feed) == [
+        ("post", "坂の上の灯台", "2021-06-12T10:00:00Z", "夕方、坂を上って灯台まで歩いた。\n\n海の向こうに、貨物船の明かりが並んでいた。"),
+        ("comment", "", "2021-06-13T01:00:00Z", "あの灯台、夜はきれいですよね。")]
+    assert feed.report.left_out == {"draft": 2, "trash": 1, "page": 1}  # scheduled, empty draft; trashed though LIVE
+    assert {n: r.report.reason_code for n, r in by_name.items() if not r.report.used} == {
+        "archive_browser.html": "not_a_post", "Blogger/Blogs/港の見える坂/theme-classic.html": "not_a_post",
+        "Blogger/Blogs/港の見える坂/theme-layouts.xml": "not_an_export",
+        "Blogger/Comments/港の見える坂/feed.atom": "not_a_post"}  # the same comment again
+    assert sum(len(r.documents) for r in results) == 2
+    assert not any(r.report.left_out for n, r in by_name.items() if n != "Blogger/Blogs/港の見える坂/feed.atom")
+    without_comments = read_inputs([source])
+    assert sum(r.report.left_out.get("comment", 0) for r in without_comments) == 1  # counted once, not twice
+
+
+def test_medium_export_link_cards_code_sections_and_responses():
+    results = {r.report.name.split("medium-export/")[1]: r for r in read_inputs([SERVICES / "medium-export"])}
+    post = results["posts/2021-05-01_川辺の読書-1a2b3c4d5e6f.html"]
+    # The paragraph after a link card stays (Medium marks it graf-after--mixtapeEmbed); the card, the
+    # embedded gist, the code block and the footer ("Exported from Medium") do not.
+    assert described(post) == [("post", "川辺の読書", "2021-05-01T08:00:00.000Z",
+                                "週末の過ごし方\n\n土曜の午後は、川辺のベンチで本を読んだ。\n\n読んでいたのは、この紹介で知った川の本だ。"
+                                "\n\n夕方、風が冷たくなって帰った。\n\nまた来週も来よう。")]
+    with_code = read_one(SERVICES / "medium-export/posts/2021-05-01_川辺の読書-1a2b3c4d5e6f.html", keep_code=True)
+    assert "読んだ。\n\n読んでいたのは、この紹介で知った川の本だ。\n\npages = 120\nprint(pages)\n\n夕方" in with_code.documents[0].text
+    # A response to someone else's story is a file of posts/ like any story: the author's own words, kept.
+    assert texts(results["posts/2021-05-03_同じ川の本を読みました-7f8e9d0c1b2a.html"]) == ["同じ川の本を読みました。最後の章がよかったです。"]
+    assert {n: r.report.reason_code for n, r in results.items() if not r.report.used} == {
+        "README.html": "not_a_post", "highlights/highlights-0001.html": "not_a_post"}
+
+
+SITES = SERVICES / "sites"
+
+
+def site(folder):
+    return {r.report.name.split(f"{folder}/", 1)[1]: r for r in read_inputs([SITES / folder])}
+
+
+def test_hugo_site_section_pages_bundles_scheduled_expired_and_headless():
+    results = site("hugo")
+    assert described(results["content/posts/minato-matsuri/index.md"]) == [
+        ("post", "港まつりの夜", "2023-07-22T21:00:00+09:00", "港まつりの最後に、花火が三十分ほど上がった。\n\n屋台の焼きとうもろこしを食べながら帰った。")]
+    assert {n: r.report.left_out for n, r in results.items() if not r.report.used} == {
+        "content/posts/_index.md": {"page": 1},                # the section's list page
+        "content/posts/hatsuyuki.md": {"draft": 1},            # publishDate in the future
+        "content/posts/natsu-no-ichi.md": {"draft": 1},        # expiryDate passed
+        "content/parts/profile-card/index.md": {"other": 1}}   # headless bundle: never a page
+    assert texts(read_one(SITES / "hugo/content/posts/hatsuyuki.md", include_drafts=True)) == ["公開日を先にしてある記事です。"]
+
+
+def test_jekyll_site_dates_from_file_names_pages_and_future_posts():
+    results = site("jekyll")
+    assert described(results["_posts/2022-09-18-tsukimi.md"]) == [
+        ("post", "お月見", "2022-09-18", "縁側にすすきを飾って、月が昇るのを待った。")]
+    assert results["_posts/2999-01-01-shinnen.md"].report.left_out == {"draft": 1}
+    assert results["about.md"].report.left_out == {"page": 1}  # layout: page
+
+
+def test_zenn_scheduled_articles_and_book_chapters():
+    results = site("zenn")
+    assert results["articles/kakeibo-yoyaku.md"].report.left_out == {"draft": 1}  # published_at in the future
+    assert described(results["books/kakeibo-nyumon/hajimeni.md"]) == [
+        ("post", "はじめに", "", "この本では、家計簿アプリを一年使い続けるまでの工夫を書きます。")]
+    assert results["books/kakeibo-nyumon/config.yaml"].report.reason_code == "unsupported"
+
+
+def test_qiita_cli_articles_never_posted_and_its_remote_copies():
+    results = site("qiita")
+    assert set(results) == {"public/posted.md", "public/new-article.md"}  # public/.remote/ is Qiita CLI's own copy
+    assert described(results["public/posted.md"]) == [
+        ("post", "Pythonで家計簿のCSVをまとめる", "2024-02-03T10:00:00+09:00", "月ごとのCSVを一つにまとめる手順のメモです。")]
+    assert results["public/new-article.md"].report.left_out == {"draft": 1}  # id: null, not posted yet
+
+
 # ---------------------------------------------------------------------------------------------- saved blog pages
 
 @pytest.mark.parametrize("page", ["ameba", "fc2", "hatena", "livedoor", "note", "wordpress"])

@@ -64,7 +64,14 @@ MT_ENTRY_END = re.compile(r"^-{8}[ \t]*$", re.M)
 MT_SECTION_END = "-----"
 MT_FIELD = re.compile(r"^([A-Z][A-Z ]*[A-Z]):[ \t]?(.*)$", re.M)
 MT_SECTION = re.compile(r"^([A-Z][A-Z ]*[A-Z]):[ \t]*$")
-MT_DATE_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M")
+# MM/DD/YYYY hh:mm[:ss] [AM|PM]. Movable Type writes 12-hour times with AM/PM, Hatena and FC2 24-hour
+# times without; some converters write a 24-hour time and PM, which Movable Type's importer reads as
+# the 24-hour time (PM adds 12 only below 12).
+MT_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp])\.?[Mm]\.?)?$")
+# CONVERT BREAKS values whose bodies are HTML already: none (0), the rich text editor, Movable Type 7's
+# block editor. Any other value is a text filter over plain lines (1 and __default__: "convert line
+# breaks"; textile_2 keeps its Textile marks); markdown… is Markdown.
+MT_HTML_MODES = ("0", "", "richtext", "block_editor")
 
 
 def looks_like_movable_type(text: str, report: FileReport) -> bool:
@@ -113,22 +120,26 @@ def section_fields(name: str, lines: list[str]) -> tuple[dict[str, str], str]:
 
 def mt_date(value: str) -> str:
     """Movable Type's MM/DD/YYYY hh:mm:ss [AM|PM] as ISO 8601; as given when it is not that."""
-    for fmt in MT_DATE_FORMATS:
-        try:
-            return datetime.strptime(value.strip(), fmt).isoformat()
-        except ValueError:
-            continue
-    return value.strip()
+    m = MT_DATE.match(value.strip())
+    if not m:
+        return value.strip()
+    month, day, year, hour, minute, second = (int(g or 0) for g in m.groups()[:6])
+    meridiem = (m.group(7) or "").upper()
+    hour += 12 if meridiem == "P" and hour < 12 else -12 if meridiem == "A" and hour == 12 else 0
+    try:
+        return datetime(year, month, day, hour, minute, second).isoformat()
+    except ValueError:  # 02/30, 25:00
+        return value.strip()
 
 
 def mt_body_text(body: str, convert_breaks: str, options: ReadOptions, report: FileReport) -> str:
-    """A body in the entry's CONVERT BREAKS mode: 0 (or richtext) is HTML, markdown is Markdown, any
-    other value means plain newlines become line breaks."""
+    """A body in the entry's CONVERT BREAKS mode: HTML (MT_HTML_MODES), Markdown (markdown…), or
+    plain newlines that become line breaks (any other value)."""
     body = without_hatena_notation(body, report)
     mode = convert_breaks.strip().lower()
     if mode.startswith("markdown"):
         return markdown_text(body, options.keep_code, report)
-    if mode not in ("0", "", "richtext"):
+    if mode not in MT_HTML_MODES:
         body = with_line_breaks(body)
     return fragment_text(body, report, options.keep_code)
 
@@ -205,7 +216,11 @@ def child_text(element: ET.Element, name: str, ns_part: str = "") -> str:
 WP = "wordpress.org/export/"
 CONTENT = "purl.org/rss/1.0/modules/content"
 WP_SKIPPED_TYPES = {"page": "page", "attachment": "attachment", "revision": "revision"}
+# comment_type: readers' comments ("" before WordPress 5.5), links from other sites (the Webmention
+# plugin's too); anything else (WooCommerce reviews and order notes, 6.9's editorial notes on blocks,
+# plugins' own types) is not a reader's comment on the post.
 WP_COMMENT_TYPES = ("", "comment")
+WP_LINK_TYPES = ("pingback", "trackback", "webmention")
 
 
 def looks_like_wxr(text: str, report: FileReport) -> bool:
@@ -226,8 +241,7 @@ def wxr_item_documents(item: ET.Element, name: str, options: ReadOptions, report
     kind = child_text(item, "post_type", WP) or "post"
     status = child_text(item, "status", WP) or "publish"
     comments = [c for c in item if local(c.tag) == "comment"]
-    reason = (WP_SKIPPED_TYPES.get(kind, "other") if kind != "post" else "trash" if status == "trash"
-              else "draft" if status != "publish" and not options.include_drafts else "")
+    reason = wxr_left_out(kind, status, child_text(item, "post_password", WP), options)
     if reason:
         report.leave_out(reason)
         report.leave_out("comment", len(comments))  # comments go with their post
@@ -243,6 +257,16 @@ def wxr_item_documents(item: ET.Element, name: str, options: ReadOptions, report
     for k, comment in enumerate(comments, start=1):
         docs += wxr_comment_documents(comment, f"{name}.comment{k}", options, report)
     return [d for d in docs if d]
+
+
+def wxr_left_out(kind: str, status: str, password: str, options: ReadOptions) -> str:
+    """Why an item is left out ("" when it is used): not a post, in the trash, or not public (a draft,
+    scheduled, pending or private post, or one behind a password) unless drafts are asked for."""
+    if kind != "post":
+        return WP_SKIPPED_TYPES.get(kind, "other")
+    if status == "trash":
+        return "trash"
+    return "draft" if (status != "publish" or password) and not options.include_drafts else ""
 
 
 def wp_footnotes(item: ET.Element) -> list[str]:
@@ -261,8 +285,9 @@ def wp_footnotes(item: ET.Element) -> list[str]:
 
 def wxr_comment_documents(comment: ET.Element, name: str, options: ReadOptions,
                           report: FileReport) -> list[Document]:
-    if child_text(comment, "comment_type", WP) not in WP_COMMENT_TYPES:
-        report.leave_out("trackback")
+    kind = child_text(comment, "comment_type", WP)
+    if kind not in WP_COMMENT_TYPES:
+        report.leave_out("trackback" if kind in WP_LINK_TYPES else "other")
         return []
     if child_text(comment, "comment_approved", WP) != "1":
         report.leave_out("unapproved_comment")
@@ -309,9 +334,10 @@ def entry_kind(entry: ET.Element) -> str:
 
 
 def entry_status(entry: ET.Element) -> str:
-    """live, draft or trash: blogger:status (new exports) or app:control/app:draft (old ones)."""
+    """live, draft or trash: blogger:status (new exports: LIVE, DRAFT, SCHEDULED, SOFT_TRASHED; a
+    blogger:trashed time also marks a post in the trash) or app:control/app:draft (old ones)."""
     status = child_text(entry, "status", "blogger").upper()
-    if status == "SOFT_TRASHED":
+    if status == "SOFT_TRASHED" or child_text(entry, "trashed", "blogger"):
         return "trash"
     if status and status != "LIVE":
         return "draft"

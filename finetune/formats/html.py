@@ -299,9 +299,15 @@ def without_urls(text: str) -> tuple[str, int]:
     return URL.subn(replacement, text)
 
 
+# Classes that describe a neighbour, not the element: Medium marks each paragraph with the kind of the
+# one before it (graf-after--mixtapeEmbed on the paragraph after a link card).
+NEIGHBOUR_CLASS = re.compile(r"\bgraf-after--\S*")
+
+
 def class_words(attrs: dict) -> set[str]:
     """The words of an element's class and id: split at spaces, hyphens, underscores and camelCase."""
-    names = CAMEL.sub(" ", f"{attrs.get('class') or ''} {attrs.get('id') or ''}")
+    classes = NEIGHBOUR_CLASS.sub(" ", attrs.get("class") or "")
+    names = CAMEL.sub(" ", f"{classes} {attrs.get('id') or ''}")
     return {w for w in NAME_SPLIT.split(names.lower()) if w}
 
 

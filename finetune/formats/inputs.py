@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -77,20 +78,63 @@ def zip_results(raw: bytes, name: str, options: ReadOptions, depth: int, budget:
     return results + container_report(name, "zip", results)
 
 
-def without_export_extras(results: list[FileResult], zip_name: str):
-    """In a Medium export (a zip, or the folder it was extracted to), the HTML files outside posts/
-    (profile, bookmarks, claps, lists …) are the account's data, not the author's writing: skipped
-    as not posts."""
-    if not any(r.report.format == "medium" for r in results):
-        return
-    for result in results:
-        inner = PurePosixPath(result.report.name[len(zip_name) + 1:])
-        if result.report.format == "html" and "posts" not in inner.parts[:-1]:
-            result.documents = []
-            count_documents(result.report, [])
-            result.report.skip(message("not_a_post", what="a file of the Medium export outside posts/ (profile, "
-                                       "bookmarks, lists …)", what_ja="Mediumのエクスポートのposts/以外のファイル"
-                                       "（プロフィール・ブックマークなど）"))
+@dataclass(frozen=True)
+class ExportExtras:
+    """Files that come with an export but are not the author's posts, skipped as "not a post" when the
+    export is in the same zip or folder. `shows` tells a result of the export itself; `extra` one of its
+    extras (given its path inside the container and every path there)."""
+    shows: Callable[[PurePosixPath, FileReport], bool]
+    extra: Callable[[PurePosixPath, FileReport, set[PurePosixPath]], bool]
+    what: str
+    what_ja: str
+
+
+def in_takeout_blogs(inner: PurePosixPath) -> bool:
+    """Google Takeout's Blogger/Blogs/<blog>/feed.atom: a blog's posts, pages and comments."""
+    return inner.name == "feed.atom" and inner.parts[-4:-2] == ("Blogger", "Blogs")
+
+
+def takeout_extra(inner: PurePosixPath, report: FileReport, names: set[PurePosixPath]) -> bool:
+    """Takeout's index page (archive_browser.html), a blog's theme (Blogger/Blogs/<blog>/theme-*.html),
+    and Blogger/Comments/<blog>/feed.atom, which repeats the comments of Blogger/Blogs/<blog>/feed.atom."""
+    if report.format == "html":
+        return inner.name == "archive_browser.html" or "Blogger" in inner.parts[:-1]
+    comments = inner.name == "feed.atom" and inner.parts[-4:-2] == ("Blogger", "Comments")
+    return comments and inner.parent.parent.parent / "Blogs" / inner.parent.name / "feed.atom" in names
+
+
+EXPORT_EXTRAS = (
+    # Medium's zip: posts/ holds the author's writing; the rest (README, profile, bookmarks, claps,
+    # highlights of others' posts, lists …) is the account's data.
+    ExportExtras(lambda inner, report: report.format == "medium",
+                 lambda inner, report, names: report.format == "html" and "posts" not in inner.parts[:-1],
+                 "a file of the Medium export outside posts/ (profile, bookmarks, lists …)",
+                 "Mediumのエクスポートのposts/以外のファイル（プロフィール・ブックマークなど）"),
+    ExportExtras(lambda inner, report: report.format == "atom" and in_takeout_blogs(inner), takeout_extra,
+                 "a file of the Blogger Takeout besides Blogs/…/feed.atom (index page, theme, the comments' copy)",
+                 "BloggerのTakeoutのBlogs/…/feed.atom以外のファイル（目次ページ・テーマ・コメントの写し）"),
+)
+
+
+def without_export_extras(results: list[FileResult], container: str):
+    """The extras of each export found in a zip (or the folder it was extracted to) skipped as not posts."""
+    inner = {id(r): PurePosixPath(r.report.name[len(container) + 1:].replace("\\", "/")) for r in results}
+    names = set(inner.values())
+    for rule in EXPORT_EXTRAS:
+        if not any(rule.shows(inner[id(r)], r.report) for r in results):
+            continue
+        for result in results:
+            if rule.extra(inner[id(result)], result.report, names):
+                skip_extra(result, rule)
+
+
+def skip_extra(result: FileResult, rule: ExportExtras):
+    result.documents = []
+    count_documents(result.report, [])
+    result.report.left_out.clear()  # what an extra holds is not the export's to count (a copy, a theme)
+    result.report.warnings.clear()
+    result.report.warnings_ja.clear()
+    result.report.skip(message("not_a_post", what=rule.what, what_ja=rule.what_ja))
 
 
 def zip_refusal(members: list[zipfile.ZipInfo], options: ReadOptions, budget: ZipBudget) -> Message | None:

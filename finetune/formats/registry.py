@@ -65,6 +65,7 @@ READERS = (
     Reader("aozora", lambda text, report: report.format == "text" and looks_like_aozora(text), aozora_documents),
     Reader("text", named("text"), text_documents),
 )
+BOM = "\ufeff"
 # Readers that may take a file whose suffix names no format (an export saved under any name).
 BY_CONTENT = ("movable-type", "wordpress", "atom")
 
@@ -100,6 +101,7 @@ def bytes_documents(name: str, raw: bytes, options: ReadOptions, report: FileRep
         report.format = "binary"
         raise Skip(message("binary", kind=kind[0], kind_ja=kind[1]))
     text, report.encoding = decoded_text_of(name, raw, options, report)
+    text = text.removeprefix(BOM)  # kept by an explicit --encoding utf-8; it would hide a header or front matter
     if not text.strip():
         raise Skip(message("blank"))
     docs = text_format_documents(unified_newlines(text), name, options, report)
@@ -129,7 +131,7 @@ def decoded_text_of(name: str, raw: bytes, options: ReadOptions, report: FileRep
         text, encoding = decoded_text(raw, options.encoding_for(name))
     except Skip:
         raise unsupported from None
-    reader = reader_for(unified_newlines(text), report)
+    reader = reader_for(unified_newlines(text.removeprefix(BOM)), report)
     if reader is None or reader.format not in BY_CONTENT:
         raise unsupported
     return text, encoding

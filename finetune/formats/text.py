@@ -3,7 +3,9 @@
 Markdown posts of static-site generators and writing services (Hugo, Jekyll, Zenn, Qiita) start with
 front matter, YAML between `---` lines or TOML between `+++` lines; it gives the post's title, date
 and whether it is a draft (`draft: true`, `published: false`, Qiita's `private: true` or
-`ignorePublish: true`), and is not text. Hugo shortcodes ({{< … >}}, {{% … %}}), Liquid tags
+`ignorePublish: true`, a Qiita CLI file with `id: null`, a publication date still to come or an
+expiry date gone by) or not a post at all (Hugo's `_index.md` section pages, `layout: page`, Hugo's
+headless bundles), and is not text. Hugo shortcodes ({{< … >}}, {{% … %}}), Liquid tags
 ({% … %}, {{ … }}), HTML comments, Zenn/Qiita `:::message` / `:::details` / `:::note` fences and Zenn
 embeds (@[youtube](…)) are removed from every Markdown file; what they enclose stays, except code
 (`highlight`), which follows keep_code like fenced code.
@@ -11,6 +13,7 @@ embeds (@[youtube](…)) are removed from every Markdown file; what they enclose
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 from ..document import Document
 from .common import FileReport, ReadOptions, post_document, text_documents
@@ -169,24 +172,99 @@ def looks_like_post(text: str, report: FileReport) -> bool:
     return bool(fields) and bool(set(fields) & POST_KEYS)
 
 
-def is_draft(fields: dict[str, str]) -> bool:
-    """Hugo's draft: true, Jekyll's and Zenn's published: false, Qiita's private: true (limited
-    sharing) or ignorePublish: true."""
-    def flag(key: str) -> bool | None:
-        value = fields.get(key, "").strip().lower()
-        return {"true": True, "yes": True, "false": False, "no": False}.get(value)
-    return flag("draft") is True or flag("published") is False or flag("private") is True \
-        or flag("ignorePublish") is True
+def flag(fields: dict[str, str], key: str) -> bool | None:
+    """A yes/no field: True, False, or None when it is missing or not a boolean."""
+    return {"true": True, "yes": True, "false": False, "no": False}.get(fields.get(key, "").strip().lower())
+
+
+# When a post goes live and stops being live (Hugo reads its keys in any case): Hugo's publishDate and
+# its aliases, Zenn's published_at, else the post's date (Hugo and Jekyll do not build posts dated in
+# the future unless told to); Hugo's expiryDate.
+PUBLISH_KEYS = ("publishdate", "pubdate", "published_at", "published", "date")
+EXPIRY_KEYS = ("expirydate", "unpublishdate")
+TIME = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[T ]+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\.\d+)?)?"
+                  r"\s*(Z|[+-]\d{2}:?\d{2})?$")
+# Jekyll takes a post's date from its file name (_posts/2022-08-07-asaichi.md) when the front matter has none.
+NAME_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})-")
+
+
+def front_matter_time(value: str) -> datetime | None:
+    """A front matter date (2023-12-30, 2022-08-07 07:30:00 +0900, 2023-12-30T10:00:00+09:00) as an
+    aware time (UTC when it names no zone); None when it is not a date."""
+    m = TIME.match(value.strip())
+    if not m:
+        return None
+    year, month, day, hour, minute, second = (int(g or 0) for g in m.groups()[:6])
+    zone = m.group(7) or "Z"
+    offset = timedelta(0) if zone == "Z" else timedelta(hours=int(zone[1:3]), minutes=int(zone[-2:])) \
+        * (1 if zone[0] == "+" else -1)
+    try:
+        return datetime(year, month, day, hour, minute, second, tzinfo=timezone(offset))
+    except ValueError:
+        return None
+
+
+def first_time(fields: dict[str, str], keys: tuple[str, ...]) -> datetime | None:
+    lowered = {k.lower(): v for k, v in fields.items()}
+    return next(filter(None, (front_matter_time(lowered.get(key, "")) for key in keys)), None)
+
+
+def is_draft(fields: dict[str, str], name: str, now: datetime) -> bool:
+    """Not published: Hugo's draft: true, Jekyll's and Zenn's published: false, Qiita's private: true
+    (limited sharing) or ignorePublish: true, a Qiita CLI file never posted, a post in Jekyll's
+    _drafts/ folder, or one not live now."""
+    return flag(fields, "draft") is True or flag(fields, "published") is False or flag(fields, "private") is True \
+        or flag(fields, "ignorePublish") is True or is_unposted_qiita(fields) or "_drafts" in name_parts(name) \
+        or not is_live(fields, name, now)
+
+
+def is_unposted_qiita(fields: dict[str, str]) -> bool:
+    """A Qiita CLI file (it has ignorePublish or organization_url_name) that was never posted: Qiita
+    CLI writes the article's id only once `qiita publish` has posted it."""
+    return "id" in fields and fields["id"].strip() in ("", "null", "~") \
+        and ("ignorePublish" in fields or "organization_url_name" in fields)
+
+
+def is_live(fields: dict[str, str], name: str, now: datetime) -> bool:
+    """False for a post scheduled for later or one whose expiry date has passed."""
+    publish = first_time(fields, PUBLISH_KEYS) or front_matter_time(name_date(name))
+    expiry = first_time(fields, EXPIRY_KEYS)
+    return not (publish and publish > now) and not (expiry and expiry <= now)
+
+
+def not_a_post(fields: dict[str, str], name: str) -> str:
+    """"page" for Hugo's section pages (_index.md) and pages of a site (layout or type page), "other"
+    for Hugo's headless bundles (resources, never rendered); "" for a post."""
+    stem = name_parts(name)[-1].rsplit(".", 1)[0]
+    if stem == "_index" or "page" in (fields.get("layout", "").lower(), fields.get("type", "").lower()):
+        return "page"
+    return "other" if flag(fields, "headless") is True else ""
+
+
+def name_parts(name: str) -> list[str]:
+    return name.replace("\\", "/").split("/")
+
+
+def name_date(name: str) -> str:
+    """The date a Jekyll post's file name starts with ("" when none)."""
+    named = NAME_DATE.match(name_parts(name)[-1])
+    return named.group(1) if named else ""
+
+
+def post_date(fields: dict[str, str], name: str) -> str:
+    """The front matter's date (Qiita CLI files have only updated_at), else the one in a Jekyll file name."""
+    return fields.get("date") or fields.get("published_at") or fields.get("updated_at") or name_date(name)
 
 
 def markdown_post_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
-    """One post: the Markdown after its front matter; none when it is a draft (unless asked for)."""
+    """One post: the Markdown after its front matter; none when it is a page or a draft (unless drafts
+    are asked for)."""
     fields, _ = split_front_matter(text)
-    in_drafts_folder = "_drafts" in name.replace("\\", "/").split("/")  # Jekyll keeps drafts in _drafts/
-    if (is_draft(fields) or in_drafts_folder) and not options.include_drafts:
-        report.leave_out("draft")
+    reason = not_a_post(fields, name) or \
+        ("draft" if is_draft(fields, name, datetime.now(timezone.utc)) and not options.include_drafts else "")
+    if reason:
+        report.leave_out(reason)
         return []
-    date = fields.get("date") or fields.get("published_at") or fields.get("updated_at") or ""  # Qiita: updated_at only
-    doc = post_document(name, fields.get("title", ""), date, markdown_text(text, options.keep_code, report),
-                        options, report)
+    doc = post_document(name, fields.get("title", ""), post_date(fields, name),
+                        markdown_text(text, options.keep_code, report), options, report)
     return [doc] if doc else []
