@@ -68,9 +68,14 @@ TEXT = {
 
     # 2. training
     "data_heading": ("### 1. データ", "### 1. Data"),
-    "files": ("ファイル（.txt .md .html .jsonl .json .csv .zip）", "Files (.txt .md .html .jsonl .json .csv .zip)"),
+    "files": ("ファイル（.txt .md .html .xml .jsonl .json .csv .zip）",
+              "Files (.txt .md .html .xml .jsonl .json .csv .zip)"),
     "pasted": ("または文章を貼り付け", "Or paste text"),
     # blog exports (the options of finetune.formats.ReadOptions)
+    "blog_options": ("**ブログのエクスポート**（はてなブログ・WordPress・note・Blogger・Medium・Zenn/Qiita/Hugo の Markdown）は、"
+                     "公開済みの記事だけを1記事1文書で使います。",
+                     "**Blog exports** (Hatena Blog, WordPress, note, Blogger, Medium, Zenn/Qiita/Hugo Markdown): only "
+                     "the published posts are used, one document per post."),
     "include_drafts": ("下書き・非公開の記事も使う", "Include drafts and unpublished posts"),
     "include_comments": ("読者のコメントも使う", "Include readers' comments"),
     "titles": ("記事のタイトルを1行目に入れる", "Titles as the first line"),
@@ -128,10 +133,28 @@ TEXT = {
     "sum_blocks": ("学習ブロック", "Training blocks"),
     "sum_blocks_value": ("{blocks} 個 × {size} トークン", "{blocks} × {size} tokens"),
     "sum_dropped": ("使われないトークン（端数）", "Dropped tokens (tail)"),
-    "file_posts": ("記事 {posts} 件・コメント {comments} 件", "{posts} posts, {comments} comments"),
+    "sum_posts": ("ブログの記事", "Blog posts"),
+    "sum_posts_comments": ("（ほかに読者のコメント {comments} 件）", " (and readers' comments: {comments})"),
+    "sum_left_out": ("使わなかったもの", "Left out"),
+    "sum_left_out_of_which": ("（うち{items}）", " (of which {items})"),
+    "count_items": ("{count} 件", "{count}"),
+    "file_posts": ("{format}・記事 {posts} 件・{characters:,} 文字", "{format}, posts: {posts}, characters: {characters:,}"),
+    "file_comments": ("・読者のコメント {comments} 件", ", readers' comments: {comments}"),
     "left_out": ("使わなかったもの：{items}", "Left out: {items}"),
-    "left_out_option": ("「{option}」で使えます", "use “{option}” to include them"),
-    "dump_file": ("整形済みの文書（学習に使う形・.jsonl）", "Cleaned documents (as training uses them, .jsonl)"),
+    "left_out_item": ("{what} {count} 件", "{what}: {count}"),
+    "left_out_option": ("（「{options}」にチェックすると使えます）", " (tick “{options}” to use them)"),
+    "only_left_out": ("公開済みの記事はありません", "no published post"),
+    "nothing_usable": ("使えるテキストがありません（理由はファイルごとに上に書いてあります）",
+                       "Nothing usable (each file's reason is above)"),
+    "the_upload": ("アップロードしたファイル", "the upload"),
+    # the blog readers' formats (finetune.formats.READERS), as bloggers know them
+    "format_movable-type": ("はてなブログ / Movable Type", "Hatena Blog / Movable Type"),
+    "format_wordpress": ("WordPress / note", "WordPress / note"),
+    "format_atom": ("Blogger / Atom", "Blogger / Atom"),
+    "format_medium": ("Medium", "Medium"),
+    "format_markdown": ("Markdown", "Markdown"),
+    "dump_file": ("学習に使う文書をダウンロード（整形済み・1行1文書の .jsonl）",
+                  "Download the documents training will use (cleaned, one JSON line each, .jsonl)"),
     "file_used": ("{format}・{documents} 文書・{characters:,} 文字", "{format}, {documents} documents, {characters:,} characters"),
     "scratch_counts_note": ("※ トークン数は内蔵モデルのトークナイザーでの概算です。ゼロから作る場合は、この文章で新しいトークナイザーを学習します。",
                             "Token counts use the embedded model's tokenizer as an estimate: a new model gets a "
