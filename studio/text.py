@@ -78,7 +78,7 @@ TEXT = {
                      "the published posts are used, one document per post."),
     "include_drafts": ("下書き・非公開の記事も使う", "Include drafts and unpublished posts"),
     "include_comments": ("読者のコメントも使う", "Include readers' comments"),
-    "titles": ("記事のタイトルを1行目に入れる", "Titles as the first line"),
+    "titles": ("記事のタイトルを1行目に入れる", "Each post's title as its first line"),
     "keep_code": ("コードブロックを残す", "Keep code blocks"),
     "pasted_placeholder": ("ここに学習させたい文章を貼り付けます", "Paste the text to learn from here"),
     "check_data": ("データを確認", "Check the data"),
