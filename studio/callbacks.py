@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
+import secrets
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -280,7 +281,7 @@ def write_documents(docs, data: Path, path: Path) -> Path | None:
     if not docs:
         path.unlink(missing_ok=True)
         return None
-    part = path.with_name(path.name + ".part")
+    part = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")   # its own: two checks may write at once
     write_dump([replace(d, name=upload_relative(d.name, data)) for d in docs], part)
     return part.replace(path)
 
@@ -309,6 +310,7 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
             view.block_preview(report, lang))
 
 
+@shows_errors
 def documents_file(files: list[str] | None = None, pasted: str = "", session: str | None = None,
                    include_drafts: bool = False, include_comments: bool = False, titles: bool = False,
                    keep_code: bool = False, request: gr.Request = None,

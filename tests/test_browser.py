@@ -1,6 +1,7 @@
 """The studio in a real browser: headless Chromium (Debian's) drives `python app.py`, offline, with the
 embedded model, through the whole journey: tokens, upload, train, cancel, finish, compare, stop a
-long reply, Q&A mode, zip.
+long reply, Q&A mode, zip. A blogger's export zip on the same app: the summary says what was left
+out, and the documents file the page offers is the engine's `prepare --dump` for the same options.
 Then an app started online against the loopback Hub stub (tests/hub_stub.py) where an earlier app
 left a run half done: the run is offered, resumed from its checkpoint, and pushed to the stub.
 Then two visitors with no shared login on one app started as a Space (SPACE_ID, the OAuth
