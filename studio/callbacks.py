@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import secrets
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +25,7 @@ from finetune.batching import BATCHER
 from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
 from finetune.models import DEFAULT_BASE, EMBEDDED_MODEL, hub_reachable
-from finetune.prepare import PrepareSettings, prepare
+from finetune.prepare import PrepareSettings, prepare, write_dump
 from finetune.priority import yield_cpu_to_training
 from finetune.qa import prompt_for
 from finetune.runner import finished_runs, portable_command
@@ -31,7 +34,7 @@ from finetune.share import PushSettings, export_zip, push, push_token
 from finetune.speed import default_block_size
 from finetune.tokens import token_view
 from finetune.train import TrainSettings
-from finetune.workspace import export_path, staged_inputs
+from finetune.workspace import export_path, inputs_digest, safe_name, staged_inputs
 
 from studio import shared, view
 from studio.owners import SESSION_KEY, Owner, new_session_key
@@ -247,6 +250,42 @@ def staged(owner: Owner, files, pasted: str) -> str:
     return str(staged_inputs(shared.OWNERS.uploads(owner), files or [], pasted or ""))
 
 
+# The blog-export options in the name of the documents file (the options that change the documents).
+DOCUMENT_OPTIONS = (("include_drafts", "drafts"), ("include_comments", "comments"), ("titles", "titles"),
+                    ("keep_code", "code"))
+
+
+def documents_path(exports: Path, files, pasted: str, reading: ReadOptions) -> Path:
+    """Where the data check writes the cleaned documents of these inputs read with these options:
+    a folder of the owner's exports per inputs (their content digest, as staged) and options, so
+    that the file offered for download always belongs to the form as it stands, never to an
+    earlier check. The file is named after the upload and the options ("blog-documents-drafts.jsonl")."""
+    uploads = [f for f in files or [] if f]
+    options = [word for option, word in DOCUMENT_OPTIONS if getattr(reading, option)]
+    alone = len(uploads) == 1 and not (pasted or "").strip()   # one file: named after it
+    stem = [Path(safe_name(Path(uploads[0]).name)).stem] if alone else []
+    folder = f"documents-{inputs_digest(uploads, pasted or '')}-{'-'.join(options) or 'plain'}"
+    return exports / folder / ("-".join([*stem, "documents", *options]) + ".jsonl")
+
+
+def upload_relative(name: str, data: Path) -> str:
+    """A document's source as the visitor knows it: the path inside what they uploaded
+    ("blog.zip/posts/a.html#2"), never the server's folders."""
+    return name.removeprefix(str(data) + os.sep)
+
+
+def write_documents(docs, data: Path, path: Path) -> Path | None:
+    """The documents exactly as they are packed (finetune.prepare.write_dump), their sources named
+    inside the upload; written whole or not at all (a download never gets half a file). None when
+    there is no document to offer."""
+    if not docs:
+        path.unlink(missing_ok=True)
+        return None
+    part = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")   # its own: two checks may write at once
+    write_dump([replace(d, name=upload_relative(d.name, data)) for d in docs], part)
+    return part.replace(path)
+
+
 @yields_cpu
 @shows_errors
 def check_data(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
@@ -255,28 +294,41 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
                request: gr.Request = None, profile: gr.OAuthProfile | None = None,
                oauth_token: gr.OAuthToken | None = None) -> tuple[str, str]:
     """Read the text as training will: a summary and the first packed blocks. The cleaned documents
-    are also written as a .jsonl file in the caller's own exports folder (see `latest_dump`)."""
+    are also written as a .jsonl file in the caller's own exports folder (see `documents_file`)."""
     owner = owner_of(session, request, profile)
     counting = EMBEDDED_MODEL if base_model == SCRATCH else shared.OWNERS.model(owner, base_model or default_model())
-    data = staged(owner, files, pasted)
+    data = Path(staged(owner, files, pasted))
     reading = reading_options(include_drafts, include_comments, titles, keep_code)
-    settings = PrepareSettings(data=[data], model=counting,
+    settings = PrepareSettings(data=[str(data)], model=counting,
                                block_size=int(block_size) or default_block_size(resolve_device("auto"), 1024),
                                heldout=float(heldout), seed=int(seed), keep_code=reading.keep_code,
                                include_drafts=reading.include_drafts, include_comments=reading.include_comments,
-                               titles=reading.titles,
-                               dump=str(shared.OWNERS.exports(owner) / f"documents-{Path(data).name}.jsonl"))
+                               titles=reading.titles)
     report = prepare(settings, tokenizer=MODELS.tokenizer(counting, token=shared.visitor_token(oauth_token))[0])
-    return view.data_summary(report, lang, scratch=base_model == SCRATCH), view.block_preview(report, lang)
+    write_documents(report.documents, data, documents_path(shared.OWNERS.exports(owner), files, pasted, reading))
+    return (view.data_summary(report, lang, scratch=base_model == SCRATCH, root=data),
+            view.block_preview(report, lang))
 
 
-def latest_dump(session: str | None = None, request: gr.Request = None,
-                profile: gr.OAuthProfile | None = None) -> str | None:
-    """The caller's most recent cleaned-documents file (written by the data check), for download;
-    a separate step so that /prepare_data keeps its two outputs."""
-    dumps = sorted(shared.OWNERS.exports(owner_of(session, request, profile)).glob("documents-*.jsonl"),
-                   key=lambda p: p.stat().st_mtime)
-    return str(dumps[-1]) if dumps else None
+@shows_errors
+def documents_file(files: list[str] | None = None, pasted: str = "", session: str | None = None,
+                   include_drafts: bool = False, include_comments: bool = False, titles: bool = False,
+                   keep_code: bool = False, request: gr.Request = None,
+                   profile: gr.OAuthProfile | None = None) -> str | None:
+    """The cleaned documents (.jsonl, one JSON line each: source, title, date, text) that the data
+    check (/prepare_data) wrote for exactly these inputs and options; None when it wrote none: no
+    check yet with these, the check failed, or no document to use. A separate step so that
+    /prepare_data keeps its two outputs."""
+    uploads = [f for f in files or [] if f]
+    if not uploads and not (pasted or "").strip():
+        return None
+    exports = shared.OWNERS.exports(owner_of(session, request, profile))
+    try:
+        path = documents_path(exports, uploads, pasted,
+                              reading_options(include_drafts, include_comments, titles, keep_code))
+    except FileNotFoundError:   # an upload gone from Gradio's cache: nothing to match
+        return None
+    return str(path) if path.is_file() else None
 
 
 def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
@@ -284,9 +336,10 @@ def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, b
                         include_comments: bool = False, titles: bool = False, keep_code: bool = False,
                         request: gr.Request = None, profile: gr.OAuthProfile | None = None,
                         oauth_token: gr.OAuthToken | None = None):
-    """The data check again after a setting it depends on changed (nothing until text is given)."""
+    """The data check again after a setting it depends on changed, or the files did; with no text
+    left (the upload cleared) an empty summary, not the last one."""
     if not files and not (pasted or "").strip():
-        return gr.skip(), gr.skip()
+        return "", view.block_preview(None, lang)
     return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, include_drafts,
                       include_comments, titles, keep_code, request, profile, oauth_token)
 

@@ -10,6 +10,7 @@ import gradio as gr
 
 from finetune.batching import BATCHER
 from finetune.devices import describe_devices
+from finetune.formats import SUFFIX_FORMATS
 from finetune.generate import GenerationSettings
 from finetune.hubmodels import HUB_REACHABLE
 from finetune.lora import LoraSettings
@@ -74,14 +75,18 @@ def build() -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1):
                     gr.Markdown(T("data_heading"))
+                    # Every suffix the engine reads (a WordPress export is .xml): Gradio refuses the others.
                     files = gr.File(label=T("files"), file_count="multiple", elem_id="files",
-                                    file_types=[".txt", ".md", ".html", ".htm", ".jsonl", ".json", ".csv", ".tsv", ".zip"])
+                                    file_types=[*SUFFIX_FORMATS, ".zip"])
                     pasted = gr.Textbox("", label=T("pasted"), lines=5, placeholder=T("pasted_placeholder"), elem_id="pasted")
-                    with gr.Row():  # blog exports (finetune.formats.ReadOptions)
-                        include_drafts = gr.Checkbox(False, label=T("include_drafts"), elem_id="include-drafts")
-                        include_comments = gr.Checkbox(False, label=T("include_comments"), elem_id="include-comments")
-                        titles = gr.Checkbox(False, label=T("titles"), elem_id="titles")
-                        keep_code = gr.Checkbox(False, label=T("keep_code"), elem_id="keep-code")
+                    with gr.Group(elem_id="blog-options"):  # blog exports (finetune.formats.ReadOptions)
+                        gr.Markdown(T("blog_options"), elem_classes="blog-options-note")
+                        with gr.Row():
+                            include_drafts = gr.Checkbox(False, label=T("include_drafts"), elem_id="include-drafts")
+                            include_comments = gr.Checkbox(False, label=T("include_comments"), elem_id="include-comments")
+                        with gr.Row():
+                            titles = gr.Checkbox(False, label=T("titles"), elem_id="titles")
+                            keep_code = gr.Checkbox(False, label=T("keep_code"), elem_id="keep-code")
                     check_button = gr.Button(T("check_data"), elem_id="check-data")
                     summary = gr.Markdown(elem_id="data-summary")
                     dump_file = gr.File(label=T("dump_file"), interactive=False, elem_id="dump-file")
@@ -250,12 +255,18 @@ def build() -> gr.Blocks:
                 warmup_steps, precision, lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads]
         reading = [include_drafts, include_comments, titles, keep_code]   # after the older inputs: APIs keep working
         check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session, *reading]
+        # After each check, the documents file of exactly the inputs and options now in the form, or
+        # none (a failed check, nothing to use): never an earlier check's file.
+        documents_inputs = [files, pasted, session, *reading]
         check_button.click(cb.check_data, check_inputs, [summary, blocks], api_name="prepare_data").then(
-            cb.latest_dump, session, dump_file, api_visibility="private")
-        gr.on([files.upload, base_model.change, block_size.change, heldout.change] + [c.change for c in reading],
+            cb.documents_file, documents_inputs, dump_file, api_name="documents_file")
+        # files.change: an upload, and the upload cleared (the summary and the file go with it)
+        gr.on([files.change, base_model.change, block_size.change, heldout.change] + [c.change for c in reading],
               cb.check_data_if_given, check_inputs,
               [summary, blocks], api_visibility="private", trigger_mode="always_last").then(
-            cb.latest_dump, session, dump_file, api_visibility="private")
+            cb.documents_file, documents_inputs, dump_file, api_visibility="private")
+        # Pasted text is checked on request (not per keystroke); until then the file is no longer its.
+        pasted.change(lambda: None, None, dump_file, api_visibility="private", show_progress="hidden")
         gr.on([demo.load] + [c.change for c in [files, pasted, *form, *reading]], cb.cli_command,
               [files, pasted, *form, *reading], command,
               api_name="cli_command", show_progress="hidden", trigger_mode="always_last")

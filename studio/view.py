@@ -8,14 +8,16 @@ from __future__ import annotations
 import html
 import json
 import math
+import os
 from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
 
 from finetune.formats import LEFT_OUT
+from finetune.formats.common import left_out_message
 
-from studio.text import job_error_text, say
+from studio.text import TEXT, job_error_text, say
 
 SPAN_COLOURS = 5  # neighbouring tokens cycle through this many background colours (CSS .c0 … .c4)
 
@@ -140,41 +142,107 @@ def language_links(lang: str) -> str:
 # Data check
 
 def left_out_line(left_out: dict[str, int], lang: str) -> str:
-    """'Left out: drafts 3 (use “Include drafts” to include them), pages 2': an export's unused entries."""
-    items = []
+    """'Left out: drafts and unpublished posts: 3, pages (not posts): 2 (tick “Include drafts and
+    unpublished posts” to use them)': an export's unused entries, and the boxes that bring them back."""
+    ja = lang == "ja"
+    items, boxes = [], []
     for code, count in left_out.items():
-        en, ja, option = LEFT_OUT.get(code, LEFT_OUT["other"])
-        item = f"{ja if lang == 'ja' else en} {count}"
-        if option:
-            item += f"（{say(lang, 'left_out_option', option=say(lang, option))}）" if lang == "ja" else \
-                f" ({say(lang, 'left_out_option', option=say(lang, option))})"
-        items.append(item)
-    return say(lang, "left_out", items=("、" if lang == "ja" else ", ").join(items))
+        en_name, ja_name, option = LEFT_OUT.get(code, LEFT_OUT["other"])
+        items.append(say(lang, "left_out_item", what=ja_name if ja else en_name, count=count))
+        if option and say(lang, option) not in boxes:
+            boxes.append(say(lang, option))
+    line = say(lang, "left_out", items=("、" if ja else ", ").join(items))
+    if boxes:
+        line += say(lang, "left_out_option", options=("」「" if ja else "”, “").join(boxes))
+    return line
 
 
-def file_lines(report, lang: str) -> list[str]:
-    """One line per input file: used (format, characters) or skipped (why)."""
+def shown_name(name: str, root: Path | None) -> str:
+    """A file as the visitor knows it: its path inside what they uploaded ("blog.zip/posts/a.html"),
+    else (no upload folder given) its file name."""
+    if root is not None and name.startswith(str(root) + os.sep):
+        return name[len(str(root)) + 1:]
+    return Path(name).name
+
+
+def without_root(text: str, root: Path | None, lang: str) -> str:
+    """An engine message with the server's upload folder taken out of the paths it names."""
+    if root is None:
+        return text
+    return text.replace(str(root) + os.sep, "").replace(str(root), say(lang, "the_upload"))
+
+
+def format_name(fmt: str, lang: str) -> str:
+    """A reader's format as a blogger knows it ("movable-type": Hatena Blog / Movable Type)."""
+    key = f"format_{fmt}"
+    return say(lang, key) if key in TEXT else fmt
+
+
+def is_export(f) -> bool:
+    return bool(f.posts or f.comments or f.left_out)
+
+
+def file_counts(f, lang: str) -> str:
+    """What one used file gave: posts (and comments) of a blog export, else documents; characters."""
+    if not is_export(f):
+        return say(lang, "file_used", format=format_name(f.format, lang), documents=f.documents,
+                   characters=f.characters)
+    counts = say(lang, "file_posts", format=format_name(f.format, lang), posts=f.posts, characters=f.characters)
+    if f.comments:
+        counts += say(lang, "file_comments", comments=f.comments)
+    return counts
+
+
+def file_lines(report, lang: str, root: Path | None = None) -> list[str]:
+    """One line per input file: used (what it gave) or skipped (why), what an export left out, and
+    any warning. The upload folder's own entry (nothing usable in it) is left to the error line."""
     lines = []
     for f in report.files:
-        name = Path(f.name).name
+        if root is not None and f.name == str(root):
+            continue
+        name = shown_name(f.name, root)
         if f.used:
-            counts = say(lang, 'file_used', format=f.format, documents=f.documents, characters=f.characters)
-            if f.posts or f.comments:
-                counts += " · " + say(lang, "file_posts", posts=f.posts, comments=f.comments)
-            lines.append(f"- ✓ `{name}`: {counts}")
+            lines.append(f"- ✓ `{name}`: {file_counts(f, lang)}")
+        elif f.reason_code == "only_left_out":   # its left-out line below says what and why
+            lines.append(f"- ✗ `{name}`: {say(lang, 'only_left_out')}")
         else:
             lines.append(f"- ✗ `{name}`: {f.reason_ja if lang == 'ja' else f.reason}")
         if f.left_out:
             lines.append(f"  - {left_out_line(f.left_out, lang)}")
-        warnings = f.warnings_ja if lang == "ja" else f.warnings
-        lines += [f"  - ⚠ {w}" for w in warnings]
+        # The engine's own left-out warning says the same as the line above, with the CLI's flags.
+        repeated = left_out_message(f, "left_out") if f.left_out else None
+        for warning in (f.warnings_ja if lang == "ja" else f.warnings):
+            if repeated is None or warning not in (repeated.ja, repeated.en):
+                lines.append(f"  - ⚠ {warning}")
     return lines
 
 
-def data_summary(report, lang: str, scratch: bool = False) -> str:
-    """The numbers training will use, as a table, then the files and any problem."""
+def export_rows(totals, lang: str) -> list[tuple[str, str]]:
+    """The summary's rows for blog exports: posts (and comments) used; entries left out, naming
+    those a box brings back (drafts, comments)."""
+    if not (totals.posts or totals.comments or totals.left_out):
+        return []
+    used = say(lang, "count_items", count=totals.posts)
+    if totals.comments:
+        used += say(lang, "sum_posts_comments", comments=totals.comments)
+    rows = [(say(lang, "sum_posts"), used)]
+    if totals.left_out:
+        ja = lang == "ja"
+        optional = [say(lang, "left_out_item", what=LEFT_OUT[code][1 if ja else 0], count=count)
+                    for code, count in totals.left_out.items() if LEFT_OUT.get(code, LEFT_OUT["other"])[2]]
+        value = say(lang, "count_items", count=sum(totals.left_out.values()))
+        if optional:
+            value += say(lang, "sum_left_out_of_which", items=("、" if ja else ", ").join(optional))
+        rows.append((say(lang, "sum_left_out"), value))
+    return rows
+
+
+def data_summary(report, lang: str, scratch: bool = False, root: Path | None = None) -> str:
+    """The numbers training will use, as a table, then the files and any problem. `root`: the
+    folder the visitor's upload was staged in, never shown (files are named inside the upload)."""
     t = report.totals
     rows = [(say(lang, "sum_documents"), f"{t.documents:,}" + (f" (Q&A {t.qa_pairs:,})" if t.qa_pairs else "")),
+            *export_rows(t, lang),
             (say(lang, "sum_characters"), f"{t.characters:,}")]
     if t.tokens is not None:
         rows += [(say(lang, "sum_tokens"), f"{t.tokens:,}"),
@@ -184,19 +252,21 @@ def data_summary(report, lang: str, scratch: bool = False) -> str:
                  (say(lang, "sum_dropped"), f"{t.dropped_tokens:,}")]
     table = [f"| {say(lang, 'sum_item')} | {say(lang, 'sum_value')} |", "|---|---|"]
     table += [f"| {name} | {value} |" for name, value in rows]
-    parts = ["\n".join(table), "\n".join(file_lines(report, lang))]
+    parts = ["\n".join(table), "\n".join(file_lines(report, lang, root))]
     if scratch:
         parts.append(say(lang, "scratch_counts_note"))
     if report.tokenizer_error:
         parts.append(f"⚠ {report.tokenizer_error}")
-    if report.error:
-        parts.append(f"✗ **{report.error_ja if lang == 'ja' else report.error}**")
+    if report.error and not report.documents and report.files:   # each file's line above says why
+        parts.append(f"✗ **{say(lang, 'nothing_usable')}**")
+    elif report.error:
+        parts.append(f"✗ **{without_root(report.error_ja if lang == 'ja' else report.error, root, lang)}**")
     return "\n\n".join(parts)
 
 
 def block_preview(report, lang: str) -> str:
-    """The first packed blocks decoded back to text, as training will see them."""
-    if not report.blocks_preview:
+    """The first packed blocks decoded back to text, as training will see them (none: no report)."""
+    if report is None or not report.blocks_preview:
         return say(lang, "no_blocks")
     parts = []
     for block in report.blocks_preview:

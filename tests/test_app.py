@@ -112,12 +112,13 @@ def expected_summary(path: Path, model: str, block_size: int, heldout: float) ->
 
 def test_data_check_reports_numbers_and_blocks(embedded, unseen_text):
     summary, blocks = studio.check_data([str(unseen_text)], "", embedded, 64, 0.1, 42, "ja")
-    dump = studio.latest_dump()
+    dump = studio.documents_file([str(unseen_text)], "")
     expected = expected_summary(unseen_text, embedded, 64, 0.1)
     assert summary_rows(summary) == expected
     assert "`unseen-ja.txt`" in summary and f"1 文書・{expected['文字数']} 文字" in summary
     assert "ブロック 1（64 トークン）" in blocks
-    assert Path(dump).is_file() and Path(dump).parent == shared.OWNERS.exports(studio.owner_of(None, None, None))
+    assert Path(dump).name == "unseen-ja-documents.jsonl"
+    assert Path(dump).parent.parent == shared.OWNERS.exports(studio.owner_of(None, None, None))
 
 
 def test_pasted_text_is_used_and_no_text_is_an_error(embedded):
@@ -399,6 +400,18 @@ def test_client_start_status_cancel_generate(client, unseen_text, embedded, fini
     assert text_of(tuned[-1]) != "…"
 
 
+def test_client_gets_the_documents_file_of_its_check(client, embedded):
+    from gradio_client import handle_file
+    export = handle_file(str(Path(__file__).parent / "data" / "exports" / "hatena.export.txt"))
+    assert client.predict(files=[export], titles=True, api_name="/documents_file") is None   # no check yet
+    summary, _ = client.predict(files=[export], base_model=embedded, block_size=64, titles=True,
+                                api_name="/prepare_data")
+    assert "はてなブログ / Movable Type・記事 2 件" in summary
+    got = Path(client.predict(files=[export], titles=True, api_name="/documents_file"))
+    assert got.name == "hatena.export-documents-titles.jsonl"
+    assert got.read_text(encoding="utf-8").startswith('{"source": "hatena.export.txt#1", "title": "商店街の古本市"')
+
+
 def test_client_resume_says_why_when_there_is_nothing_to_resume(client):
     with pytest.raises(Exception) as err:
         client.predict("", api_name="/resume_training")  # "": the newest interrupted run
@@ -468,10 +481,12 @@ def test_qlora_is_offered_only_where_it_trains_and_shows_the_lora_settings():
 def test_blog_export_options_reach_the_data_check_and_the_command(embedded):
     export = str(Path(__file__).parent / "data" / "exports" / "wordpress.xml")
     plain, _ = studio.check_data([export], "", embedded, 64, 0.1, 42, "en")
-    assert "posts" in plain and "Left out:" in plain and "Include drafts and unpublished posts" in plain
+    assert "posts: 2" in plain and "Left out:" in plain and "Include drafts and unpublished posts" in plain
+    assert studio.documents_file([export], "", None, True, True, True, True) is None   # not checked with these yet
     full, _ = studio.check_data([export], "", embedded, 64, 0.1, 42, "en", None, True, True, True, True)
-    dump = studio.latest_dump()
-    assert full != plain and Path(dump).read_text(encoding="utf-8").strip()
+    dump = studio.documents_file([export], "", None, True, True, True, True)
+    assert full != plain and Path(dump).name == "wordpress-documents-drafts-comments-titles-code.jsonl"
+    assert Path(dump).read_text(encoding="utf-8") != Path(studio.documents_file([export], "")).read_text(encoding="utf-8")
     command = studio.cli_command([export], "", embedded, include_drafts=True, include_comments=True, titles=True,
                                  keep_code=True)
     for flag in ("--include-drafts", "--include-comments", "--titles", "--keep-code"):
@@ -479,3 +494,41 @@ def test_blog_export_options_reach_the_data_check_and_the_command(embedded):
     settings, _ = studio.train_form("d", embedded, "full", 1, 1, 0, 0, 64, "cpu", 0.1, 0, 0, "auto", 8, 16, 0.05,
                                     6000, 4, 256, 4, studio.reading_options(True, False, True, False))
     assert settings.reading.include_drafts and settings.reading.titles and not settings.reading.keep_code
+
+
+def test_the_documents_file_is_the_engines_dump_named_inside_the_upload(embedded, tmp_path, monkeypatch):
+    """The download is what `prepare --dump` writes for the same zip, run where the zip is: the same
+    documents in the same order, sources named inside the upload (no server folder in the file or
+    the summary)."""
+    from finetune.prepare import PrepareSettings, prepare
+    exports = Path(__file__).parent / "data" / "exports"
+    blog = tmp_path / "ブログ.zip"
+    with zipfile.ZipFile(blog, "w") as z:
+        for name in ("hatena.export.txt", "wordpress.xml", "zenn-article.md"):
+            z.write(exports / name, name)
+        for path in sorted((exports / "medium").rglob("*.html")):
+            z.write(path, str(path.relative_to(exports)))
+    summary, _ = studio.check_data([str(blog)], "", embedded, 64, 0.1, 42, "ja", None, False, False, True, False)
+    dump = Path(studio.documents_file([str(blog)], "", None, False, False, True, False))
+    monkeypatch.chdir(tmp_path)
+    prepare(PrepareSettings(data=["ブログ.zip"], model=embedded, block_size=64, titles=True, dump="engine.jsonl"))
+    assert dump.name == "ブログ-documents-titles.jsonl"
+    assert dump.read_bytes() == (tmp_path / "engine.jsonl").read_bytes()
+    assert '"source": "ブログ.zip/hatena.export.txt#1"' in dump.read_text(encoding="utf-8")
+    uploads = str(shared.OWNERS.uploads(studio.owner_of(None, None, None)))
+    assert uploads not in summary and "`ブログ.zip/medium/posts/draft_冬の計画-9a8b7c6d5e4f.html`: 公開済みの記事はありません" in summary
+    # Per file: posts, and what was left out with the box that brings it back, said once.
+    assert "`ブログ.zip/wordpress.xml`: WordPress / note・記事 2 件" in summary
+    assert "読者のコメント 1 件、" in summary and "「読者のコメントも使う」「下書き・非公開の記事も使う」にチェックすると使えます" in summary
+    assert "除外：" not in summary and "--include" not in summary
+
+
+def test_no_documents_file_for_a_failed_check_or_no_text(embedded, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("  \n", encoding="utf-8")
+    summary, _ = studio.check_data([str(empty)], "", embedded, 64, 0.1, 42, "ja")
+    assert studio.documents_file([str(empty)], "") is None      # nothing usable: no empty file offered
+    assert "- ✗ `empty.txt`: 空白しか含まれていない空のファイルです" in summary and "使えるテキストがありません" in summary
+    assert str(tmp_path) not in summary and summary.count("- ✗") == 1    # not the upload's folder itself
+    assert studio.documents_file(None, "") is None
+    assert studio.check_data_if_given(None, "", embedded, 64, 0.1, 42, "ja") == ("", view.block_preview(None, "ja"))

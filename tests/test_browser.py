@@ -1,6 +1,7 @@
 """The studio in a real browser: headless Chromium (Debian's) drives `python app.py`, offline, with the
 embedded model, through the whole journey: tokens, upload, train, cancel, finish, compare, stop a
-long reply, Q&A mode, zip.
+long reply, Q&A mode, zip. A blogger's export zip on the same app: the summary says what was left
+out, and the documents file the page offers is the engine's `prepare --dump` for the same options.
 Then an app started online against the loopback Hub stub (tests/hub_stub.py) where an earlier app
 left a run half done: the run is offered, resumed from its checkpoint, and pushed to the stub.
 Then two visitors with no shared login on one app started as a Space (SPACE_ID, the OAuth
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 import zipfile
 from pathlib import Path
@@ -321,6 +323,83 @@ def test_english_switch(page, studio):
     page.get_by_role("tab", name="Training").wait_for()
     page.locator("#tokens-a .counts").filter(has_text="tokens").wait_for()
     screenshot(page, "5-english")
+
+
+# ---------------------------------------------------------------------------------------------
+# A blogger's export zip: what is left out, and the documents file the page offers
+
+EXPORTS = ROOT / "tests" / "data" / "exports"
+
+
+def blog_export_zip(path: Path) -> Path:
+    """A zip of several services' exports, as a blogger might gather them: Hatena Blog, WordPress,
+    a Medium folder (a post, a draft, the profile page), a Zenn article."""
+    with zipfile.ZipFile(path, "w") as z:
+        for name in ("hatena.export.txt", "wordpress.xml", "zenn-article.md"):
+            z.write(EXPORTS / name, name)
+        for member in sorted((EXPORTS / "medium").rglob("*.html")):
+            z.write(member, str(member.relative_to(EXPORTS)))
+    return path
+
+
+def engine_dump(folder: Path, data: str, *flags: str) -> subprocess.Popen:
+    """`python -m finetune prepare --dump` on `data`, run in `folder` (where the zip is, so that its
+    sources are named inside it, as the page names them), with the form's block size, held-out share
+    and seed; started now, read when done."""
+    out = "engine" + "".join(flags).replace("--", "-") + ".jsonl"
+    command = [sys.executable, "-m", "finetune", "prepare", "--model", str(ROOT / "assets" / "tiny-japanese-gpt2"),
+               "--data", data, "--block-size", "128", "--heldout", "0.1", "--seed", "42", *flags, "--dump", out]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    process = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    process.dump = folder / out
+    return process
+
+
+def dumped(process: subprocess.Popen) -> bytes:
+    _, errors = process.communicate(timeout=120)
+    assert process.returncode == 0, errors
+    return process.dump.read_bytes()
+
+
+def downloaded(page, name: str, to: Path) -> bytes:
+    """The documents file the page offers, once it is the one named `name`, downloaded by the browser."""
+    link = page.locator(f'#dump-file a[download="{name}"]')
+    link.wait_for(timeout=60_000)
+    with page.expect_download() as download:
+        link.click()
+    download.value.save_as(to)
+    return to.read_bytes()
+
+
+def test_a_blog_export_zip_and_its_documents_download(studio, browser, tmp_path):
+    blog = blog_export_zip(tmp_path / "blog.zip")
+    plain, drafts = engine_dump(tmp_path, "blog.zip"), engine_dump(tmp_path, "blog.zip", "--include-drafts", "--titles")
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page.set_default_timeout(60_000)
+    page.goto(studio)
+    open_tab(page, "学習")
+    assert page.locator("#dump-file a").count() == 0        # nothing offered before a check
+    page.locator("#files input[type=file]").set_input_files(str(blog))   # checked on upload
+
+    # The summary says, per file, what was used and what was left out (drafts, comments) and why.
+    summary = page.locator("#data-summary")
+    summary.filter(has_text="ブログの記事").wait_for(timeout=60_000)
+    lines = summary.inner_text()
+    assert "blog.zip/hatena.export.txt: はてなブログ / Movable Type・記事 2 件" in lines
+    assert "使わなかったもの：読者のコメント 1 件、下書き・非公開の記事 1 件、トラックバック・ピンバック 1 件" in lines
+    assert "blog.zip/medium/posts/draft_冬の計画-9a8b7c6d5e4f.html: 公開済みの記事はありません" in lines
+    assert "「下書き・非公開の記事も使う」にチェックすると使えます" in lines
+    screenshot(page, "9-blog-export")
+    assert downloaded(page, "blog-documents.jsonl", tmp_path / "page.jsonl") == dumped(plain)
+
+    # Drafts and titles: the summary, the command and the file follow (the earlier file is not offered).
+    page.locator("#include-drafts input").check()
+    page.locator("#titles input").check()
+    page.wait_for_function("() => document.querySelector('#cli-command')?.textContent.includes('--include-drafts --titles')")
+    summary.filter(has_text="draft_冬の計画-9a8b7c6d5e4f.html: Medium・記事 1 件").wait_for()
+    assert downloaded(page, "blog-documents-drafts-titles.jsonl", tmp_path / "drafts.jsonl") == dumped(drafts)
+    page.close()
 
 
 # ---------------------------------------------------------------------------------------------
