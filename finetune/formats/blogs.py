@@ -9,6 +9,11 @@ Recognised by their content, whatever the file is called:
 Drafts, pages, attachments, revisions, readers' comments and everything else an export holds are
 counted in the report's `left_out`, by reason; ReadOptions.include_drafts and include_comments bring
 drafts and (approved) comments back, each comment as a document of its own.
+
+Team blogs hold several authors' posts: each post's author (Movable Type's AUTHOR:, WordPress's
+dc:creator login and its display name from the wp:author table, Atom's <author><name>) is counted in
+the report's `authors`; with ReadOptions.authors only those authors' posts are used, the others
+counted as `other_author`. A post left out takes its comments with it.
 """
 from __future__ import annotations
 
@@ -19,7 +24,8 @@ import xml.etree.ElementTree as ET
 from datetime import datetime
 
 from ..document import Document
-from .common import CONTROLS, FileReport, ReadOptions, Skip, message, post_document
+from .common import (CONTROLS, FileReport, ReadOptions, Skip, author_left_out, count_authors, message, other_author,
+                     post_document)
 from .html import HtmlText, fragment_text, parsed, with_line_breaks
 from .text import markdown_text
 
@@ -151,8 +157,10 @@ def movable_type_documents(text: str, name: str, options: ReadOptions, report: F
         breaks = fields.get("CONVERT BREAKS", "0")
         comments = [s for s in sections if s[0] == "COMMENT"]
         report.leave_out("trackback", sum(1 for s in sections if s[0] == "PING"))
-        if status != "publish" and not options.include_drafts:
-            report.leave_out("draft")
+        reason = "draft" if status != "publish" and not options.include_drafts else \
+            author_left_out(report, [fields.get("AUTHOR", "")], options)
+        if reason:
+            report.leave_out(reason)
             report.leave_out("comment", len(comments))  # comments go with their post
             continue
         body = "\n\n".join(mt_body_text(b, breaks, options, report) for s, _, b in sections
@@ -230,18 +238,35 @@ def looks_like_wxr(text: str, report: FileReport) -> bool:
 
 def wxr_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
     root = xml_root(text)
+    names = wxr_display_names(root)
     docs: list[Document] = []
     for number, item in enumerate(root.iter("item"), start=1):
-        docs += wxr_item_documents(item, f"{name}#{number}", options, report)
+        docs += wxr_item_documents(item, f"{name}#{number}", options, report, names)
     return docs
 
 
-def wxr_item_documents(item: ET.Element, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
+def wxr_display_names(root: ET.Element) -> dict[str, str]:
+    """The wp:author table: each author's login -> display name (where the export gives one)."""
+    authors = (a for a in root.iter() if local(a.tag) == "author" and WP in namespace(a.tag))
+    return {login: shown for login, shown in ((child_text(a, "author_login", WP), child_text(a, "author_display_name", WP))
+                                              for a in authors) if login and shown}
+
+
+def wxr_author_left_out(item: ET.Element, options: ReadOptions, report: FileReport, names: dict[str, str]) -> str:
+    """"other_author" when the post's author is none of options.authors, by login (dc:creator) or
+    display name; the post is counted under the display name (the login where there is none)."""
+    login = child_text(item, "creator", "purl.org/dc/elements")
+    return author_left_out(report, [names.get(login, login)], options, aliases=[login])
+
+
+def wxr_item_documents(item: ET.Element, name: str, options: ReadOptions, report: FileReport,
+                       names: dict[str, str]) -> list[Document]:
     """A published post and, with include_comments, its approved comments; else what it is, counted."""
     kind = child_text(item, "post_type", WP) or "post"
     status = child_text(item, "status", WP) or "publish"
     comments = [c for c in item if local(c.tag) == "comment"]
-    reason = wxr_left_out(kind, status, child_text(item, "post_password", WP), options)
+    reason = wxr_left_out(kind, status, child_text(item, "post_password", WP), options) or \
+        wxr_author_left_out(item, options, report, names)
     if reason:
         report.leave_out(reason)
         report.leave_out("comment", len(comments))  # comments go with their post
@@ -315,9 +340,13 @@ def atom_documents(text: str, name: str, options: ReadOptions, report: FileRepor
     root = xml_root(text)
     if local(root.tag) != "feed":
         raise Skip(message("not_an_export"))
+    entries = [e for e in root if local(e.tag) == "entry"]
+    # Posts left out, by id: their comments go with them, wherever in the feed they come.
+    dropped = {child_text(e, "id") for e in entries if entry_kind(e) == "post" and atom_post_left_out(e, options)}
+    dropped.discard("")
     docs: list[Document] = []
-    for number, entry in enumerate((e for e in root if local(e.tag) == "entry"), start=1):
-        docs += atom_entry_documents(entry, f"{name}#{number}", options, report)
+    for number, entry in enumerate(entries, start=1):
+        docs += atom_entry_documents(entry, f"{name}#{number}", options, report, dropped)
     return docs
 
 
@@ -363,22 +392,43 @@ def atom_content_html(entry: ET.Element) -> str:
     return with_line_breaks(html.escape(content.text or ""))
 
 
-def atom_entry_documents(entry: ET.Element, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
+def entry_authors(entry: ET.Element) -> list[str]:
+    """The names of an entry's <author>s."""
+    return [child_text(a, "name") for a in entry if local(a.tag) == "author"]
+
+
+def entry_parent(entry: ET.Element) -> str:
+    """The id of the post a comment answers: blogger:parent (new exports) or thr:in-reply-to's ref (old)."""
+    reply = next((c for c in entry if local(c.tag) == "in-reply-to"), None)
+    return child_text(entry, "parent", "blogger") or (reply.get("ref", "") if reply is not None else "")
+
+
+def atom_post_left_out(entry: ET.Element, options: ReadOptions) -> str:
+    """Why a post is left out ("" when it is used): trash, draft (unless drafts are asked for), other_author."""
+    status = entry_status(entry)
+    if status == "trash" or (status == "draft" and not options.include_drafts):
+        return status
+    return "other_author" if other_author(entry_authors(entry), options) else ""
+
+
+def atom_entry_documents(entry: ET.Element, name: str, options: ReadOptions, report: FileReport,
+                         dropped: set[str]) -> list[Document]:
     kind, status = entry_kind(entry), entry_status(entry)
     date = child_text(entry, "published") or child_text(entry, "updated")
     if kind == "comment":
-        if status != "live":
-            report.leave_out("unapproved_comment")
+        reason = "comment" if entry_parent(entry) in dropped else "unapproved_comment" if status != "live" else ""
+        if reason:
+            report.leave_out(reason)
             return []
         return comment_documents(name, date, atom_content_html(entry), options, report)
     if kind != "post":
         report.leave_out(kind if kind == "page" else "other")
         return []
-    if status == "trash":
-        report.leave_out("trash")
-        return []
-    if status == "draft" and not options.include_drafts:
-        report.leave_out("draft")
+    reason = atom_post_left_out(entry, options)
+    if reason in ("", "other_author"):   # counted after the draft filter, before the author filter
+        count_authors(report, entry_authors(entry))
+    if reason:
+        report.leave_out(reason)
         return []
     body = fragment_text(atom_content_html(entry), report, options.keep_code)
     title = fragment_text(child_text(entry, "title"), report)

@@ -69,6 +69,8 @@ MESSAGES = {
     "left_out": ("left out: {what}{hint}", "除外：{what_ja}{hint_ja}"),
     "only_left_out": ("nothing published to use: {what}{hint}", "使える公開記事がありません：{what_ja}{hint_ja}"),
     "not_a_post": ("not a post: {what}", "記事ではありません：{what_ja}"),
+    "several_authors": ("posts by {count} authors: {names} (keep one with --author NAME)",
+                        "{count}人の著者の記事があります：{names_ja}（「著者で絞る」で絞れます）"),
     "multi_turn": ("chats with several turns: each user/assistant turn became its own Q&A pair",
                    "複数回のやりとりがあるチャットは、質問と回答の組ごとに分けました"),
 }
@@ -116,6 +118,9 @@ class FileReport:
     characters: int = 0                   # characters kept after cleanup
     stripped: dict[str, int] = field(default_factory=dict)  # e.g. ruby, notes, html_boilerplate
     left_out: dict[str, int] = field(default_factory=dict)  # entries not used, by LEFT_OUT code: draft, comment …
+    # Exports: posts per author, named as the export names them (a WordPress author's display name),
+    # counted after the draft and page filters, before the author filter (ReadOptions.authors).
+    authors: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     warnings_ja: list[str] = field(default_factory=list)
 
@@ -156,9 +161,12 @@ LEFT_OUT = {
     "other": ("other entries (menus, settings, templates, other types)", "その他の項目（メニュー・設定・テンプレートなど）",
               None),
     "empty": ("posts with no text left after cleanup", "整形後に本文が残らない記事", None),
+    "other_author": ("posts by other authors", "ほかの著者の記事", "authors"),
 }
+# Each option's command-line flag and the studio's name for it (in Japanese).
 OPTION_FLAGS = {"include_drafts": ("--include-drafts", "下書きも使う"),
-                "include_comments": ("--include-comments", "コメントも使う")}
+                "include_comments": ("--include-comments", "コメントも使う"),
+                "authors": ("--author NAME", "著者で絞る")}
 
 
 def left_out_message(report: FileReport, code: str) -> Message:
@@ -169,6 +177,13 @@ def left_out_message(report: FileReport, code: str) -> Message:
     hint = f" (use them with {' / '.join(OPTION_FLAGS[o][0] for o in options)})" if options else ""
     hint_ja = f"（「{'」「'.join(OPTION_FLAGS[o][1] for o in options)}」で使えます）" if options else ""
     return message(code, what=what, what_ja=what_ja, hint=hint, hint_ja=hint_ja)
+
+
+def several_authors_message(report: FileReport) -> Message:
+    """`several_authors`: the authors of a file's posts with their counts, most first."""
+    ranked = sorted(report.authors.items(), key=lambda item: -item[1])  # stable: ties in the export's order
+    return message("several_authors", count=len(ranked), names=", ".join(f"{a} {n}" for a, n in ranked),
+                   names_ja="、".join(f"{a} {n}件" for a, n in ranked))
 
 
 def count_documents(report: FileReport, docs: list[Document]):
@@ -194,6 +209,7 @@ class ReadOptions:
     keep_code: bool = False
     include_drafts: bool = False     # exports: drafts and unpublished posts too
     include_comments: bool = False   # exports: readers' (approved) comments too, one document each
+    authors: tuple[str, ...] = ()    # exports: only these authors' posts; empty = everyone's
     titles: bool = False             # each post's title as the first line of its document
     encoding: str = "auto"
     encodings: dict[str, str] = field(default_factory=dict)   # per-file overrides: name -> codec
@@ -211,6 +227,11 @@ class ReadOptions:
             raise ValueError("size limits must be positive")
         if self.max_zip_depth < 1 or self.max_zip_members < 1:
             raise ValueError("zip depth and member limits must be at least 1")
+        # A list (from JSON: training_config.json) or one name (an API caller) becomes a tuple.
+        names = [self.authors] if isinstance(self.authors, str) else list(self.authors)
+        self.authors = tuple(str(name).strip() for name in names)
+        if not all(self.authors):
+            raise ValueError("an author name is empty")
 
     def flags(self) -> list[str]:
         """The command-line flags (`python -m finetune prepare/train/scratch`) that give these options."""
@@ -221,6 +242,8 @@ class ReadOptions:
         out += [] if self.nfkc else ["--no-nfkc"]
         out += ["--" + name.replace("_", "-") for name in ("keep_code", "include_drafts", "include_comments", "titles")
                 if getattr(self, name)]
+        for name in self.authors:
+            out += ["--author", name]
         for name in ("max_file_mb", "max_zip_mb"):
             if getattr(self, name) != getattr(default, name):
                 out += ["--" + name.replace("_", "-"), f"{getattr(self, name):g}"]
@@ -229,6 +252,35 @@ class ReadOptions:
     def encoding_for(self, name: str) -> str:
         """The override for this input, matched on its full name or its file name; else the global one."""
         return self.encodings.get(name) or self.encodings.get(PurePosixPath(name).name) or self.encoding
+
+
+# ----------------------------------------------------------------------------------------------
+# Authors
+
+
+def author_key(name: str) -> str:
+    """An author's name as compared: NFKC, case-folded, runs of spaces as one, stripped."""
+    return WHITESPACE_RUN.sub(" ", unicodedata.normalize("NFKC", name).casefold()).strip()
+
+
+def other_author(names, options: ReadOptions) -> bool:
+    """Whether a post by `names` (each name the export gives its author: a WordPress login and display
+    name) is by none of options.authors; False when no authors were asked for or the post names none."""
+    keys = {author_key(n) for n in names if n.strip()}
+    return bool(options.authors and keys) and not keys & {author_key(a) for a in options.authors}
+
+
+def count_authors(report: FileReport, names):
+    """One more post for each of its authors (as the export names them) in report.authors."""
+    for name in filter(None, (n.strip() for n in names)):
+        report.authors[name] = report.authors.get(name, 0) + 1
+
+
+def author_left_out(report: FileReport, shown, options: ReadOptions, aliases=()) -> str:
+    """"other_author" when the post is by none of options.authors, else "" (see other_author). Its
+    authors, `shown` as the report names them, are counted; `aliases`: other names of theirs that match."""
+    count_authors(report, shown)
+    return "other_author" if other_author([*shown, *aliases], options) else ""
 
 
 # ----------------------------------------------------------------------------------------------

@@ -132,6 +132,7 @@ def skip_extra(result: FileResult, rule: ExportExtras):
     result.documents = []
     count_documents(result.report, [])
     result.report.left_out.clear()  # what an extra holds is not the export's to count (a copy, a theme)
+    result.report.authors.clear()
     result.report.warnings.clear()
     result.report.warnings_ja.clear()
     result.report.skip(message("not_a_post", what=rule.what, what_ja=rule.what_ja))

@@ -11,7 +11,7 @@ from .aozora import aozora_documents, looks_like_aozora
 from .blogs import (atom_documents, looks_like_atom, looks_like_medium, looks_like_movable_type, looks_like_wxr,
                     medium_documents, movable_type_documents, wxr_documents)
 from .common import (MB, FileReport, FileResult, ReadOptions, Skip, count_documents, left_out_message, message,
-                     text_documents, unified_newlines)
+                     several_authors_message, text_documents, unified_newlines)
 from .encodings import binary_kind, decoded_text
 from .html import html_documents
 from .records import csv_documents, json_documents, jsonl_documents
@@ -111,6 +111,8 @@ def bytes_documents(name: str, raw: bytes, options: ReadOptions, report: FileRep
         if not docs:
             raise Skip(left_out_message(report, "only_left_out"))
         report.warn(left_out_message(report, "left_out"))
+    if len(report.authors) > 1 and not options.authors:   # a team blog: say whose posts these are
+        report.warn(several_authors_message(report))
     if not docs:
         stripped = ", ".join(report.stripped) or "only markup"
         raise Skip(message("nothing_left", what=stripped, what_ja=f"除いたもの：{stripped}"))

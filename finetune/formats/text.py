@@ -5,7 +5,8 @@ front matter, YAML between `---` lines or TOML between `+++` lines; it gives the
 and whether it is a draft (`draft: true`, `published: false`, Qiita's `private: true` or
 `ignorePublish: true`, a Qiita CLI file with `id: null`, a publication date still to come or an
 expiry date gone by) or not a post at all (Hugo's `_index.md` section pages, `layout: page`, Hugo's
-headless bundles), and is not text. Hugo shortcodes ({{< … >}}, {{% … %}}), Liquid tags
+headless bundles), and its author (Jekyll's `author: name`, or a list `authors: [a, b]` written on
+one line, as Hugo's taxonomy is), and is not text. Hugo shortcodes ({{< … >}}, {{% … %}}), Liquid tags
 ({% … %}, {{ … }}), HTML comments, Zenn/Qiita `:::message` / `:::details` / `:::note` fences and Zenn
 embeds (@[youtube](…)) are removed from every Markdown file; what they enclose stays, except code
 (`highlight`), which follows keep_code like fenced code.
@@ -16,7 +17,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from ..document import Document
-from .common import FileReport, ReadOptions, post_document, text_documents
+from .common import FileReport, ReadOptions, author_left_out, post_document, text_documents
 from .html import without_urls
 
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -256,12 +257,28 @@ def post_date(fields: dict[str, str], name: str) -> str:
     return fields.get("date") or fields.get("published_at") or fields.get("updated_at") or name_date(name)
 
 
+# A list written on one line: [a, "b c"].
+FLOW_LIST = re.compile(r"^\[(.*)\]$")
+
+
+def post_authors(fields: dict[str, str]) -> list[str]:
+    """The names in `author` and `authors`: one name, or a list written on one line ([] when none;
+    a list on several lines is not read)."""
+    names = []
+    for key in ("author", "authors"):
+        value = fields.get(key, "").strip()
+        listed = FLOW_LIST.match(value)
+        names += [unquoted(n.strip()) for n in listed.group(1).split(",")] if listed else [value]
+    return [n for n in names if n]
+
+
 def markdown_post_documents(text: str, name: str, options: ReadOptions, report: FileReport) -> list[Document]:
-    """One post: the Markdown after its front matter; none when it is a page or a draft (unless drafts
-    are asked for)."""
+    """One post: the Markdown after its front matter; none when it is a page, a draft (unless drafts
+    are asked for) or another author's (when only some authors' posts are asked for)."""
     fields, _ = split_front_matter(text)
     reason = not_a_post(fields, name) or \
-        ("draft" if is_draft(fields, name, datetime.now(timezone.utc)) and not options.include_drafts else "")
+        ("draft" if is_draft(fields, name, datetime.now(timezone.utc)) and not options.include_drafts else "") or \
+        author_left_out(report, post_authors(fields), options)
     if reason:
         report.leave_out(reason)
         return []
