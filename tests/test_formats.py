@@ -822,3 +822,157 @@ def test_html_lists_code_and_embeds(tmp_path):
     path = write(tmp_path, "recipe.html", page)
     assert read_one(path).documents[0].text == "手順は三つ。\n\n洗う\n切る\n煮る\n\nできあがり。inlineも残る。"
     assert "boil(10)" in read_one(path, keep_code=True).documents[0].text
+
+
+# ---------------------------------------------------------------------------------------------- team blogs
+
+def mt_entry(author, title, body, status="Publish", comment=""):
+    head = f"AUTHOR: {author}\n" if author else ""
+    comment = f"COMMENT:\nAUTHOR: 読者\nDATE: 05/02/2024 09:00:00\n{comment}\n-----\n" if comment else ""
+    return (f"{head}TITLE: {title}\nSTATUS: {status}\nCONVERT BREAKS: 0\nDATE: 05/01/2024 10:00:00\n-----\n"
+            f"BODY:\n<p>{body}</p>\n-----\n{comment}--------\n")
+
+
+TEAM_MT = "".join([
+    mt_entry("Yama", "山の話", "尾根の上で昼ごはんを食べた。", comment="いい景色ですね。"),
+    mt_entry("田中", "海の話", "砂浜で貝がらを拾った。", comment="貝がら、きれいですね。"),
+    mt_entry("Yama", "下書き", "まだ書いていない。", status="Draft"),
+    mt_entry("Yama", "川の話", "川原で石を積んだ。"),
+    mt_entry("", "無記名", "名前のない記事も使われる。"),
+])
+
+
+def test_movable_type_team_blog_without_a_filter_says_who_wrote_what(tmp_path):
+    result = read_one(write(tmp_path, "team.export.txt", TEAM_MT))
+    assert texts(result) == ["尾根の上で昼ごはんを食べた。", "砂浜で貝がらを拾った。", "川原で石を積んだ。",
+                             "名前のない記事も使われる。"]
+    report = result.report
+    assert report.authors == {"Yama": 2, "田中": 1}   # the draft is not counted
+    assert report.warnings[-1] == "posts by 2 authors: Yama 2, 田中 1 (keep one with --author NAME)"
+    assert report.warnings_ja[-1] == "2人の著者の記事があります：Yama 2件、田中 1件（「著者で絞る」で絞れます）"
+
+
+def test_movable_type_author_filter_keeps_the_named_authors_posts_and_their_comments(tmp_path):
+    # NFKC, case-insensitive, stripped: full-width "ＹＡＭＡ " is Yama
+    result = read_one(write(tmp_path, "team.export.txt", TEAM_MT), authors=("ＹＡＭＡ ",), include_comments=True)
+    assert [(d.kind, d.text) for d in result.documents] == [
+        ("post", "尾根の上で昼ごはんを食べた。"), ("comment", "いい景色ですね。"), ("post", "川原で石を積んだ。"),
+        ("post", "名前のない記事も使われる。")]
+    report = result.report
+    assert report.left_out == {"other_author": 1, "comment": 1, "draft": 1}   # 田中's post took its comment along
+    assert report.authors == {"Yama": 2, "田中": 1}
+    assert not any("keep one with --author" in w for w in report.warnings)
+    assert report.warnings == ["left out: posts by other authors: 1, readers' comments: 1, drafts and unpublished "
+                               "posts: 1 (use them with --author NAME / --include-comments / --include-drafts)"]
+    assert "ほかの著者の記事1件" in report.warnings_ja[0] and "「著者で絞る」" in report.warnings_ja[0]
+
+
+TEAM_WXR = """<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/"
+ xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:wp="http://wordpress.org/export/1.2/">
+<channel>
+<title>ふたりの台所</title>
+<wp:author><wp:author_id>1</wp:author_id><wp:author_login><![CDATA[yama]]></wp:author_login><wp:author_display_name><![CDATA[山田]]></wp:author_display_name></wp:author>
+<wp:author><wp:author_id>2</wp:author_id><wp:author_login><![CDATA[tanaka]]></wp:author_login><wp:author_display_name><![CDATA[田中]]></wp:author_display_name></wp:author>
+{items}
+</channel>
+</rss>"""
+
+
+def wxr_item(login, body, status="publish", comment=""):
+    comment = (f"<wp:comment><wp:comment_approved>1</wp:comment_approved><wp:comment_type>comment</wp:comment_type>"
+               f"<wp:comment_content><![CDATA[{comment}]]></wp:comment_content></wp:comment>") if comment else ""
+    return (f"<item><title>記事</title><dc:creator><![CDATA[{login}]]></dc:creator>"
+            f"<content:encoded><![CDATA[<p>{body}</p>]]></content:encoded><wp:status>{status}</wp:status>"
+            f"<wp:post_type>post</wp:post_type>{comment}</item>")
+
+
+TEAM_WXR_ITEMS = [wxr_item("yama", "味噌汁の出汁を昆布でとった。"), wxr_item("tanaka", "餃子を百個包んだ。", comment="百個!"),
+                  wxr_item("yama", "書きかけのレシピ。", status="draft"), wxr_item("yama", "ぬか床をかき混ぜた。"),
+                  wxr_item("guest", "ゲストの寄稿です。")]
+
+
+@pytest.mark.parametrize("name,kept", [
+    ("yama", ["味噌汁の出汁を昆布でとった。", "ぬか床をかき混ぜた。"]),        # the login (dc:creator)
+    ("山田", ["味噌汁の出汁を昆布でとった。", "ぬか床をかき混ぜた。"]),        # the display name
+    ("TANAKA", ["餃子を百個包んだ。", "百個!"]),
+    ("guest", ["ゲストの寄稿です。"])])                                        # a login the table does not name
+def test_wordpress_author_filter_matches_the_login_or_the_display_name(tmp_path, name, kept):
+    path = write(tmp_path, "team.xml", TEAM_WXR.replace("{items}", "\n".join(TEAM_WXR_ITEMS)))
+    result = read_one(path, authors=(name,), include_comments=True)
+    assert texts(result) == kept
+    others = 4 - len([t for t in kept if t != "百個!"])
+    comments = 0 if "百個!" in kept else 1
+    assert result.report.left_out == {"other_author": others, "draft": 1} | ({"comment": 1} if comments else {})
+    assert result.report.authors == {"山田": 2, "田中": 1, "guest": 1}   # display names where the table has them
+
+
+def test_wordpress_team_export_without_a_filter(tmp_path):
+    path = write(tmp_path, "team.xml", TEAM_WXR.replace("{items}", "\n".join(TEAM_WXR_ITEMS)))
+    report = read_one(path).report
+    assert report.posts == 4 and report.left_out == {"comment": 1, "draft": 1}
+    assert report.warnings[-1] == "posts by 3 authors: 山田 2, 田中 1, guest 1 (keep one with --author NAME)"
+
+
+TEAM_ATOM = """<?xml version='1.0' encoding='utf-8'?>
+<feed xmlns='http://www.w3.org/2005/Atom' xmlns:blogger='http://schemas.google.com/blogger/2018'
+ xmlns:thr='http://purl.org/syndication/thread/1.0'>
+  <id>tag:blogger.com,1999:blog-42</id><title>三人の山歩き</title>
+  <entry><id>tag:blogger.com,1999:blog-42.post-9</id><blogger:type>COMMENT</blogger:type>
+    <blogger:parent>tag:blogger.com,1999:blog-42.post-2</blogger:parent><blogger:status>LIVE</blogger:status>
+    <author><name>読者</name></author><content type='html'>先に書かれたコメント。</content></entry>
+  <entry><id>tag:blogger.com,1999:blog-42.post-1</id><blogger:type>POST</blogger:type><blogger:status>LIVE</blogger:status>
+    <author><name>Mori Aki</name></author><title>霧の峠</title><content type='html'>&lt;p&gt;峠は霧に包まれていた。&lt;/p&gt;</content></entry>
+  <entry><id>tag:blogger.com,1999:blog-42.post-2</id><blogger:type>POST</blogger:type><blogger:status>LIVE</blogger:status>
+    <author><name>kawa</name></author><title>沢の音</title><content type='html'>&lt;p&gt;沢の音を聞きながら歩いた。&lt;/p&gt;</content></entry>
+  <entry><id>tag:blogger.com,1999:blog-42.post-3</id><blogger:type>POST</blogger:type><blogger:status>LIVE</blogger:status>
+    <author><name>Mori  Aki</name></author><title>山小屋</title><content type='html'>&lt;p&gt;山小屋で星を見た。&lt;/p&gt;</content></entry>
+  <entry><id>tag:blogger.com,1999:blog-42.post-8</id><title>Re</title>
+    <thr:in-reply-to ref='tag:blogger.com,1999:blog-42.post-2'/>
+    <author><name>読者</name></author><content type='html'>沢、涼しそう。</content></entry>
+  <entry><id>tag:blogger.com,1999:blog-42.post-7</id><blogger:type>COMMENT</blogger:type>
+    <blogger:parent>tag:blogger.com,1999:blog-42.post-1</blogger:parent><blogger:status>LIVE</blogger:status>
+    <author><name>読者</name></author><content type='html'>霧の写真も見たいです。</content></entry>
+</feed>"""
+
+
+def test_atom_author_filter_keeps_the_named_authors_posts_and_drops_the_others_comments(tmp_path):
+    path = write(tmp_path, "team.atom", TEAM_ATOM)
+    result = read_one(path, authors=("mori aki",), include_comments=True)
+    assert [(d.kind, d.text) for d in result.documents] == [
+        ("post", "峠は霧に包まれていた。"), ("post", "山小屋で星を見た。"), ("comment", "霧の写真も見たいです。")]
+    # kawa's post, and both its comments (blogger:parent before it, thr:in-reply-to after it)
+    assert result.report.left_out == {"comment": 2, "other_author": 1}
+    assert result.report.authors == {"Mori Aki": 1, "kawa": 1, "Mori  Aki": 1}
+    everyone = read_one(path, include_comments=True)
+    assert everyone.report.comments == 3 and everyone.report.posts == 3 and everyone.report.left_out == {}
+    assert everyone.report.warnings[-1].startswith("posts by 3 authors: Mori Aki 1, kawa 1, Mori  Aki 1")
+
+
+TEAM_MARKDOWN = {"yama.md": "---\ntitle: 朝の畑\nauthor: yama\n---\n朝の畑で草を抜いた。\n",
+                 "tanaka.md": "---\ntitle: 夜の畑\nauthor: '田中'\n---\n夜の畑で蛙が鳴いていた。\n",
+                 "both.md": "---\ntitle: ふたりで\nauthors: [\"Yama\", sato]\n---\nふたりで畝を立てた。\n",
+                 "nobody.md": "---\ntitle: 畑の地図\n---\n畑の地図を描いた。\n"}
+
+
+def test_markdown_author_filter_reads_author_and_authors(tmp_path):
+    for name, text in TEAM_MARKDOWN.items():
+        write(tmp_path / "site", name, text)
+    results = {Path(r.report.name).name: r for r in read_inputs([tmp_path / "site"], options=ReadOptions(authors=("YAMA",)))}
+    assert {n: texts(r) for n, r in results.items()} == {
+        "both.md": ["ふたりで畝を立てた。"], "nobody.md": ["畑の地図を描いた。"], "tanaka.md": [], "yama.md": ["朝の畑で草を抜いた。"]}
+    tanaka = results["tanaka.md"].report
+    assert tanaka.reason_code == "only_left_out" and tanaka.left_out == {"other_author": 1}
+    assert tanaka.reason == "nothing published to use: posts by other authors: 1 (use them with --author NAME)"
+    assert tanaka.reason_ja == "使える公開記事がありません：ほかの著者の記事1件（「著者で絞る」で使えます）"
+    assert tanaka.authors == {"田中": 1} and results["both.md"].report.authors == {"Yama": 1, "sato": 1}
+    assert results["nobody.md"].report.authors == {}
+
+
+def test_read_options_authors_are_validated_and_given_back_as_flags():
+    options = ReadOptions(authors=["yama", " 田中 花子 "], titles=True)   # a list, as training_config.json holds it
+    assert options.authors == ("yama", "田中 花子")
+    assert options.flags() == ["--titles", "--author", "yama", "--author", "田中 花子"]
+    assert ReadOptions(authors="yama").authors == ("yama",) and ReadOptions().flags() == []
+    with pytest.raises(ValueError, match="author name is empty"):
+        ReadOptions(authors=("yama", " "))
