@@ -177,8 +177,9 @@ def read_options(args):
     from .formats import ReadOptions
     encoding, overrides = encodings(args)
     return ReadOptions(nfkc=not args.no_nfkc, keep_code=args.keep_code, include_drafts=args.include_drafts,
-                       include_comments=args.include_comments, titles=args.titles, encoding=encoding,
-                       encodings=overrides, max_file_mb=args.max_file_mb, max_zip_mb=args.max_zip_mb)
+                       include_comments=args.include_comments, authors=tuple(args.author), titles=args.titles,
+                       encoding=encoding, encodings=overrides, max_file_mb=args.max_file_mb,
+                       max_zip_mb=args.max_zip_mb)
 
 
 def prepare_settings(args):
@@ -187,7 +188,7 @@ def prepare_settings(args):
     return PrepareSettings(data=args.data, texts=args.text, model=args.model, block_size=args.block_size,
                            heldout=args.heldout, seed=args.seed, nfkc=reading.nfkc, keep_code=reading.keep_code,
                            include_drafts=reading.include_drafts, include_comments=reading.include_comments,
-                           titles=reading.titles, encoding=reading.encoding, encodings=reading.encodings,
+                           authors=list(reading.authors), titles=reading.titles, encoding=reading.encoding, encodings=reading.encodings,
                            max_file_mb=reading.max_file_mb, max_zip_mb=reading.max_zip_mb, preview=args.preview,
                            dump=args.dump)
 
@@ -239,6 +240,8 @@ def add_reading_flags(p):
     p.add_argument("--keep-code", action="store_true", help=setting_help("keep_code"))
     p.add_argument("--include-drafts", action="store_true", help=setting_help("include_drafts"))
     p.add_argument("--include-comments", action="store_true", help=setting_help("include_comments"))
+    p.add_argument("--author", action="append", default=[], metavar="NAME",
+                   help=setting_help("authors") + "; repeatable")
     p.add_argument("--titles", action="store_true", help=setting_help("titles"))
     p.add_argument("--max-file-mb", type=float, default=R.max_file_mb, help=setting_help("max_file_mb"))
     p.add_argument("--max-zip-mb", type=float, default=R.max_zip_mb, help=setting_help("max_zip_mb"))

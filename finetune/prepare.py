@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .data import IGNORE, Dataset, Document, build_dataset, encode_example
 from .errors import DataError, FinetuneError
-from .formats import FileReport, FileResult, ReadOptions, encoding_label, read_inputs, skip_summary
+from .formats import FileReport, FileResult, ReadOptions, encoding_label, ranked_authors, read_inputs, skip_summary
 from .models import DEFAULT_BASE
 
 
@@ -39,6 +39,10 @@ class PrepareSettings:
         "help": "blog exports: use drafts and unpublished posts too"})
     include_comments: bool = field(default=ReadOptions.include_comments, metadata={
         "help": "blog exports: use readers' approved comments too, one document each"})
+    authors: list[str] = field(default_factory=list, metadata={
+        "help": "blog exports: only these authors' posts (a name as the export gives it: Movable Type/Hatena "
+                "AUTHOR, WordPress login or display name, Blogger author, Markdown author; case and full-width "
+                "letters do not matter); posts that name no author are kept; none given: everyone's"})
     titles: bool = field(default=ReadOptions.titles, metadata={
         "help": "put each post's title as the first line of its document"})
     encoding: str = field(default=ReadOptions.encoding, metadata={
@@ -56,6 +60,7 @@ class PrepareSettings:
     def __post_init__(self):
         self.data = [str(p) for p in ([self.data] if isinstance(self.data, str) else self.data)]
         self.texts = [self.texts] if isinstance(self.texts, str) else list(self.texts)
+        self.authors = [self.authors] if isinstance(self.authors, str) else list(self.authors)
         if not self.data and not any(t.strip() for t in self.texts):
             raise ValueError("give at least one file, folder, zip or pasted text")
         if self.block_size < 8:
@@ -69,13 +74,15 @@ class PrepareSettings:
             raise ValueError("size limits must be positive")
         if self.preview < 0 or self.preview_chars < 1:
             raise ValueError("preview counts must be positive")
+        self.authors = list(self.read_options().authors)   # stripped; a blank name is refused (ValueError)
         if self.dump and Path(self.dump).is_dir():
             raise ValueError(f"the dump file {self.dump} is a folder")
 
     def read_options(self) -> ReadOptions:
         return ReadOptions(nfkc=self.nfkc, keep_code=self.keep_code, include_drafts=self.include_drafts,
-                           include_comments=self.include_comments, titles=self.titles, encoding=self.encoding,
-                           encodings=dict(self.encodings), max_file_mb=self.max_file_mb, max_zip_mb=self.max_zip_mb)
+                           include_comments=self.include_comments, authors=tuple(self.authors), titles=self.titles,
+                           encoding=self.encoding, encodings=dict(self.encodings), max_file_mb=self.max_file_mb,
+                           max_zip_mb=self.max_zip_mb)
 
 
 def check_encoding(encoding: str):
@@ -337,6 +344,8 @@ def report_lines(report: PrepareReport) -> list[str]:
     width = max((len(f.name) for f in report.files), default=0)
     for f in report.files:
         lines.append(f"  {f.outcome:<8} {f.name:<{width}}  {file_summary(f)}")
+        if len(f.authors) > 1 or "other_author" in f.left_out:
+            lines.append(f"  {'':<8} {'':<{width}}  authors: {authors_line(f)}")
         lines += [f"  {'':<8} {'':<{width}}  warning: {w}" for w in f.warnings]
     lines.append("totals:")
     lines.append(f"  {plural(t.documents, 'document')} ({plural(t.qa_pairs, 'Q&A pair')}), "
@@ -381,6 +390,11 @@ def file_summary(f: FileReport) -> str:
     if f.stripped:
         text += "; stripped: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in f.stripped.items())
     return text
+
+
+def authors_line(f: FileReport) -> str:
+    """A file's posts per author, most first: "yama 12, tanaka 3"."""
+    return ", ".join(f"{name} {n}" for name, n in ranked_authors(f))
 
 
 def plural(n: int, word: str) -> str:

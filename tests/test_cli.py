@@ -54,3 +54,26 @@ def test_user_errors_exit_2_with_one_line_naming_the_reason(case, tiny_model, tm
     assert "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert all(word in result.stderr for word in reason), result.stderr
+
+
+@pytest.mark.parametrize("command", ["prepare", "train", "scratch"])
+def test_author_flags_reach_the_read_options_and_flags_gives_them_back(command):
+    from finetune.cli import build_parser, read_options
+    out = [] if command == "prepare" else ["--out", "run"]
+    args = build_parser().parse_args([command, "--data", "blog.xml", *out, "--author", "yama", "--author", "田中 花子",
+                                      "--include-drafts"])
+    options = read_options(args)
+    assert options.authors == ("yama", "田中 花子") and options.include_drafts
+    assert options.flags() == ["--include-drafts", "--author", "yama", "--author", "田中 花子"]
+    again = build_parser().parse_args([command, "--data", "blog.xml", *out, *options.flags()])
+    assert read_options(again) == options
+
+
+def test_author_flags_reach_the_settings_and_the_shown_command():
+    from finetune.cli import build_parser, prepare_settings, train_settings
+    from finetune.runner import command_line
+    prepare = prepare_settings(build_parser().parse_args(["prepare", "--data", "b.xml", "--author", "yama"]))
+    assert prepare.authors == ["yama"] and prepare.read_options().authors == ("yama",)
+    train = train_settings(build_parser().parse_args(["train", "--data", "b.xml", "--out", "r", "--author", "田中 花子"]))
+    assert train.reading.authors == ("田中 花子",)
+    assert "--data b.xml --out r --author '田中 花子'" in command_line(train)

@@ -10,7 +10,7 @@ from finetune.data import IGNORE, Document, build_dataset, read_documents, split
 from finetune.errors import DataError
 from finetune.prepare import PrepareSettings, needed_tokens, prepare, setting_help
 from finetune.tokens import encode_document
-from test_formats import AOZORA, STORY, write
+from test_formats import AOZORA, STORY, TEAM_MT, mt_entry, write
 
 # Original sample text (written for these tests).
 HTML = """<html><head><title>店のサイト</title><script>track()</script></head><body>
@@ -47,7 +47,7 @@ def run_cli(capsys, *args):
 
 @pytest.mark.parametrize("bad", [dict(block_size=4), dict(heldout=0.95), dict(heldout=-0.1),
                                  dict(encoding="no-such-codec"), dict(encodings={"a.txt": "nope"}),
-                                 dict(max_file_mb=0), dict(preview=-1)])
+                                 dict(max_file_mb=0), dict(preview=-1), dict(authors=["yama", ""])])
 def test_settings_are_validated(bad):
     with pytest.raises(ValueError):
         PrepareSettings(data=["x.txt"], **bad)
@@ -261,3 +261,22 @@ def test_cli_data_flags_for_prepare_and_train(tmp_path, tiny_model, capsys):
     again = TrainSettings(**json.loads(json.dumps(dataclasses.asdict(settings))))  # training_config.json, the worker
     assert again.reading == settings.reading
     assert "--encoding cp932 --include-comments --titles" in command_line(settings)
+
+
+def test_prepare_shows_each_files_authors(tmp_path, tiny_model, capsys):
+    team = write(tmp_path, "team.export.txt", TEAM_MT)
+    solo = write(tmp_path, "solo.export.txt", mt_entry("Yama", "別の話", "別の日の記事。"))
+    code, out, err = run_cli(capsys, "--data", team, solo, "--model", tiny_model, "--block-size", 8, "--json")
+    assert code == 0, err
+    files = {Path(f["name"]).name: f for f in json.loads(out)["files"]}
+    assert files["team.export.txt"]["authors"] == {"Yama": 2, "田中": 1} and files["solo.export.txt"]["authors"] == {"Yama": 1}
+    code, text, _ = run_cli(capsys, "--data", team, solo, "--model", tiny_model, "--block-size", 8)
+    shown = [line.strip() for line in text.splitlines() if line.strip().startswith("authors:")]
+    assert shown == ["authors: Yama 2, 田中 1"]   # a line only for a file with 2+ authors
+    assert "warning: posts by 2 authors: Yama 2, 田中 1 (keep one with --author NAME)" in text
+    code, text, _ = run_cli(capsys, "--data", team, "--model", tiny_model, "--block-size", 8, "--author", "田中",
+                            "--json")
+    report = json.loads(text)
+    assert report["totals"]["posts"] == 2 and report["totals"]["left_out"]["other_author"] == 2   # Yama's two
+    assert not any("keep one with" in w for w in report["files"][0]["warnings"])
+    assert PrepareSettings(data=["x"], authors="yama").read_options().authors == ("yama",)

@@ -6,7 +6,8 @@ Atom, Medium, Markdown posts with front matter), folders of those (walked recurs
 archives of those (read in memory with size caps, never extracted to disk), plus pasted text. One
 document per file, per record for jsonl/json/csv, or per published post for exports; records with
 question/answer fields (or chat `messages`) become Q&A documents (finetune.qa). What an export holds
-besides published posts (drafts, pages, comments …) is counted in FileReport.left_out.
+besides published posts (drafts, pages, comments …) is counted in FileReport.left_out; each post's
+author in FileReport.authors, and ReadOptions.authors keeps only some authors' posts.
 
 Every input gets a FileReport: detected encoding, format, characters kept, what was stripped,
 warnings, and the outcome (used, or skipped with a one-line reason in English and Japanese).
@@ -27,8 +28,9 @@ finetune.data, so there is no import circle):
 """
 from .aozora import aozora_text, looks_like_aozora
 from .blogs import atom_documents, medium_documents, movable_type_documents, wxr_documents
-from .common import (LEFT_OUT, MB, MESSAGES, FileReport, FileResult, Message, ReadOptions, Skip, message, normalized,
-                     post_document, text_documents, unified_newlines)
+from .common import (LEFT_OUT, MB, MESSAGES, FileReport, FileResult, Message, ReadOptions, Skip, author_key, message,
+                     normalized, post_document, ranked_authors, several_authors_message, text_documents,
+                     unified_newlines)
 from .encodings import binary_kind, decoded_text, double_encoding, encoding_label, kana_share
 from .html import HtmlText, fragment_text, html_text, with_line_breaks
 from .inputs import (IGNORED_NAMES, drop_duplicates, is_ignored, is_unsafe_member, path_results, read_inputs,
@@ -38,7 +40,7 @@ from .registry import ACCEPTED, READERS, SUFFIX_FORMATS, Reader, bytes_result, f
 from .text import markdown_post_documents, markdown_text, split_front_matter
 
 __all__ = [
-    "LEFT_OUT", "atom_documents", "medium_documents", "movable_type_documents", "wxr_documents", "post_document",
+    "LEFT_OUT", "author_key", "ranked_authors", "several_authors_message", "atom_documents", "medium_documents", "movable_type_documents", "wxr_documents", "post_document",
     "markdown_post_documents", "split_front_matter",
     "ACCEPTED", "IGNORED_NAMES", "MB", "MESSAGES", "READERS", "SUFFIX_FORMATS", "FileReport", "FileResult",
     "HtmlText", "Message", "ReadOptions", "Reader", "Skip", "aozora_text", "binary_kind", "bytes_result",

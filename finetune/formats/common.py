@@ -179,9 +179,14 @@ def left_out_message(report: FileReport, code: str) -> Message:
     return message(code, what=what, what_ja=what_ja, hint=hint, hint_ja=hint_ja)
 
 
+def ranked_authors(report: FileReport) -> list[tuple[str, int]]:
+    """(author, posts) of a file, most posts first; ties in the export's order."""
+    return sorted(report.authors.items(), key=lambda item: -item[1])
+
+
 def several_authors_message(report: FileReport) -> Message:
     """`several_authors`: the authors of a file's posts with their counts, most first."""
-    ranked = sorted(report.authors.items(), key=lambda item: -item[1])  # stable: ties in the export's order
+    ranked = ranked_authors(report)
     return message("several_authors", count=len(ranked), names=", ".join(f"{a} {n}" for a, n in ranked),
                    names_ja="、".join(f"{a} {n}件" for a, n in ranked))
 
