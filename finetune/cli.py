@@ -188,9 +188,9 @@ def prepare_settings(args):
     return PrepareSettings(data=args.data, texts=args.text, model=args.model, block_size=args.block_size,
                            heldout=args.heldout, seed=args.seed, nfkc=reading.nfkc, keep_code=reading.keep_code,
                            include_drafts=reading.include_drafts, include_comments=reading.include_comments,
-                           authors=list(reading.authors), titles=reading.titles, encoding=reading.encoding, encodings=reading.encodings,
-                           max_file_mb=reading.max_file_mb, max_zip_mb=reading.max_zip_mb, preview=args.preview,
-                           dump=args.dump)
+                           authors=list(reading.authors), titles=reading.titles, encoding=reading.encoding,
+                           encodings=reading.encodings, max_file_mb=reading.max_file_mb,
+                           max_zip_mb=reading.max_zip_mb, preview=args.preview, dump=args.dump)
 
 
 def cmd_prepare(args):

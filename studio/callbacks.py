@@ -9,8 +9,10 @@ Per-page values live in gr.State; shared objects are in studio.shared.
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import os
+import re
 import secrets
 import shutil
 from dataclasses import replace
@@ -20,7 +22,7 @@ import gradio as gr
 
 from finetune.devices import resolve_device
 from finetune.errors import FinetuneError
-from finetune.formats import ReadOptions
+from finetune.formats import ReadOptions, author_key
 from finetune.batching import BATCHER
 from finetune.generate import GenerationSettings
 from finetune.lora import LoraSettings
@@ -239,10 +241,20 @@ def train_form(data: str, base_model: str, method: str, epochs: float, max_steps
     return settings, shape
 
 
-def reading_options(include_drafts=False, include_comments=False, titles=False, keep_code=False) -> ReadOptions:
-    """The blog-export checkboxes as the engine's read options (None, from an API call: off)."""
+def reading_options(include_drafts=False, include_comments=False, titles=False, keep_code=False,
+                    authors: str | None = "") -> ReadOptions:
+    """The blog-export fields as the engine's read options (None, from an API call: off, everyone's)."""
     return ReadOptions(include_drafts=bool(include_drafts), include_comments=bool(include_comments),
-                       titles=bool(titles), keep_code=bool(keep_code))
+                       titles=bool(titles), keep_code=bool(keep_code), authors=author_names(authors))
+
+
+# Between names in the authors field: commas, ASCII or Japanese (、，), and line breaks.
+AUTHOR_SEPARATORS = re.compile(r"[,、，\n]")
+
+
+def author_names(text: str | None) -> tuple[str, ...]:
+    """The names written in the authors field; () when it is empty."""
+    return tuple(name.strip() for name in AUTHOR_SEPARATORS.split(text or "") if name.strip())
 
 
 def staged(owner: Owner, files, pasted: str) -> str:
@@ -257,15 +269,32 @@ DOCUMENT_OPTIONS = (("include_drafts", "drafts"), ("include_comments", "comments
 
 def documents_path(exports: Path, files, pasted: str, reading: ReadOptions) -> Path:
     """Where the data check writes the cleaned documents of these inputs read with these options:
-    a folder of the owner's exports per inputs (their content digest, as staged) and options, so
-    that the file offered for download always belongs to the form as it stands, never to an
-    earlier check. The file is named after the upload and the options ("blog-documents-drafts.jsonl")."""
+    a folder of the owner's exports per inputs (their content digest, as staged) and options (the
+    authors by a digest of their names as matched), so that the file offered for download always
+    belongs to the form as it stands, never to an earlier check. The file is named after the upload
+    and the options ("blog-documents-drafts.jsonl", "blog-documents-by-yama.jsonl")."""
     uploads = [f for f in files or [] if f]
     options = [word for option, word in DOCUMENT_OPTIONS if getattr(reading, option)]
     alone = len(uploads) == 1 and not (pasted or "").strip()   # one file: named after it
     stem = [Path(safe_name(Path(uploads[0]).name)).stem] if alone else []
-    folder = f"documents-{inputs_digest(uploads, pasted or '')}-{'-'.join(options) or 'plain'}"
-    return exports / folder / ("-".join([*stem, "documents", *options]) + ".jsonl")
+    authors = [f"authors{authors_digest(reading.authors)}"] if reading.authors else []
+    folder = "-".join([f"documents-{inputs_digest(uploads, pasted or '')}", *([*options, *authors] or ["plain"])])
+    return exports / folder / ("-".join([*stem, "documents", *options, *authors_words(reading.authors)]) + ".jsonl")
+
+
+# The authors' part of a documents file name: enough to tell files apart, short enough for any file system.
+AUTHORS_NAME_CHARS = 40
+
+
+def authors_digest(authors: tuple[str, ...]) -> str:
+    """Eight hex digits naming a set of authors as they are matched (finetune.formats.author_key)."""
+    return hashlib.sha256("\n".join(sorted({author_key(a) for a in authors})).encode("utf-8")).hexdigest()[:8]
+
+
+def authors_words(authors: tuple[str, ...]) -> list[str]:
+    """["by", "yama-田中_花子"]: the authors for a file name, letters, digits and _ only; [] for everyone."""
+    names = [word for word in (re.sub(r"\W+", "_", a).strip("_") for a in authors) if word]
+    return ["by", "-".join(names)[:AUTHORS_NAME_CHARS] or "authors"] if authors else []
 
 
 def upload_relative(name: str, data: Path) -> str:
@@ -290,7 +319,7 @@ def write_documents(docs, data: Path, path: Path) -> Path | None:
 @shows_errors
 def check_data(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
                seed: int, lang: str = "ja", session: str | None = None, include_drafts: bool = False,
-               include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+               include_comments: bool = False, titles: bool = False, keep_code: bool = False, authors: str = "",
                request: gr.Request = None, profile: gr.OAuthProfile | None = None,
                oauth_token: gr.OAuthToken | None = None) -> tuple[str, str]:
     """Read the text as training will: a summary and the first packed blocks. The cleaned documents
@@ -298,12 +327,12 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
     owner = owner_of(session, request, profile)
     counting = EMBEDDED_MODEL if base_model == SCRATCH else shared.OWNERS.model(owner, base_model or default_model())
     data = Path(staged(owner, files, pasted))
-    reading = reading_options(include_drafts, include_comments, titles, keep_code)
+    reading = reading_options(include_drafts, include_comments, titles, keep_code, authors)
     settings = PrepareSettings(data=[str(data)], model=counting,
                                block_size=int(block_size) or default_block_size(resolve_device("auto"), 1024),
                                heldout=float(heldout), seed=int(seed), keep_code=reading.keep_code,
                                include_drafts=reading.include_drafts, include_comments=reading.include_comments,
-                               titles=reading.titles)
+                               authors=list(reading.authors), titles=reading.titles)
     report = prepare(settings, tokenizer=MODELS.tokenizer(counting, token=shared.visitor_token(oauth_token))[0])
     write_documents(report.documents, data, documents_path(shared.OWNERS.exports(owner), files, pasted, reading))
     return (view.data_summary(report, lang, scratch=base_model == SCRATCH, root=data),
@@ -313,7 +342,7 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
 @shows_errors
 def documents_file(files: list[str] | None = None, pasted: str = "", session: str | None = None,
                    include_drafts: bool = False, include_comments: bool = False, titles: bool = False,
-                   keep_code: bool = False, request: gr.Request = None,
+                   keep_code: bool = False, authors: str = "", request: gr.Request = None,
                    profile: gr.OAuthProfile | None = None) -> str | None:
     """The cleaned documents (.jsonl, one JSON line each: source, title, date, text) that the data
     check (/prepare_data) wrote for exactly these inputs and options; None when it wrote none: no
@@ -325,7 +354,7 @@ def documents_file(files: list[str] | None = None, pasted: str = "", session: st
     exports = shared.OWNERS.exports(owner_of(session, request, profile))
     try:
         path = documents_path(exports, uploads, pasted,
-                              reading_options(include_drafts, include_comments, titles, keep_code))
+                              reading_options(include_drafts, include_comments, titles, keep_code, authors))
     except FileNotFoundError:   # an upload gone from Gradio's cache: nothing to match
         return None
     return str(path) if path.is_file() else None
@@ -334,14 +363,14 @@ def documents_file(files: list[str] | None = None, pasted: str = "", session: st
 def check_data_if_given(files: list[str] | None, pasted: str, base_model: str, block_size: int, heldout: float,
                         seed: int, lang: str = "ja", session: str | None = None, include_drafts: bool = False,
                         include_comments: bool = False, titles: bool = False, keep_code: bool = False,
-                        request: gr.Request = None, profile: gr.OAuthProfile | None = None,
+                        authors: str = "", request: gr.Request = None, profile: gr.OAuthProfile | None = None,
                         oauth_token: gr.OAuthToken | None = None):
     """The data check again after a setting it depends on changed, or the files did; with no text
     left (the upload cleared) an empty summary, not the last one."""
     if not files and not (pasted or "").strip():
         return "", view.block_preview(None, lang)
     return check_data(files, pasted, base_model, block_size, heldout, seed, lang, session, include_drafts,
-                      include_comments, titles, keep_code, request, profile, oauth_token)
+                      include_comments, titles, keep_code, authors, request, profile, oauth_token)
 
 
 def cli_command(files: list[str] | None = None, pasted: str = "", base_model: str = EMBEDDED_MODEL,
@@ -350,7 +379,7 @@ def cli_command(files: list[str] | None = None, pasted: str = "", base_model: st
                 seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                 lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
                 width: int = 256, heads: int = 4, include_drafts: bool = False, include_comments: bool = False,
-                titles: bool = False, keep_code: bool = False) -> str:
+                titles: bool = False, keep_code: bool = False, authors: str = "") -> str:
     """The `python -m finetune` command for the form as it stands (same parameters as start_training),
     as the visitor would run it on their own machine: their text in my-data/, no server paths."""
     given = "my-data/" if files or (pasted or "").strip() else ""   # no text yet: a placeholder
@@ -358,7 +387,7 @@ def cli_command(files: list[str] | None = None, pasted: str = "", base_model: st
         settings, shape = train_form(given, base_model, method, epochs, max_steps, learning_rate, batch_size,
                                      block_size, device, heldout, seed, warmup_steps, precision, lora_r,
                                      lora_alpha, lora_dropout, vocab_size, layers, width, heads,
-                                     reading_options(include_drafts, include_comments, titles, keep_code))
+                                     reading_options(include_drafts, include_comments, titles, keep_code, authors))
     except ValueError as err:
         return f"# {err}"
     settings.out = "NEW-RUN"  # the real folder is named when the run starts
@@ -372,7 +401,7 @@ def start_training(files: list[str] | None = None, pasted: str = "", base_model:
                    seed: int = 42, warmup_steps: int = 0, precision: str = "auto", lora_r: int = 8,
                    lora_alpha: int = 16, lora_dropout: float = 0.05, vocab_size: int = 6000, layers: int = 4,
                    width: int = 256, heads: int = 4, session: str | None = None, include_drafts: bool = False,
-                   include_comments: bool = False, titles: bool = False, keep_code: bool = False,
+                   include_comments: bool = False, titles: bool = False, keep_code: bool = False, authors: str = "",
                    request: gr.Request = None, profile: gr.OAuthProfile | None = None,
                    oauth_token: gr.OAuthToken | None = None) -> dict:
     """Start training now, or join the line when another run trains; the caller's job status."""
@@ -388,7 +417,7 @@ def start_training(files: list[str] | None = None, pasted: str = "", base_model:
     settings, shape = train_form(data, base_model, method, epochs, max_steps, learning_rate, batch_size,
                                  block_size, device, heldout, seed, warmup_steps, precision,
                                  lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads,
-                                 reading_options(include_drafts, include_comments, titles, keep_code))
+                                 reading_options(include_drafts, include_comments, titles, keep_code, authors))
     ticket = Ticket(owner.folders[0], settings, shape, runs_dir=shared.OWNERS.runs_dirs(owner)[0], data=(Path(data),))
     return shared.QUEUE.submit(ticket).to_dict()
 

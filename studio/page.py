@@ -87,6 +87,9 @@ def build() -> gr.Blocks:
                         with gr.Row():
                             titles = gr.Checkbox(False, label=T("titles"), elem_id="titles")
                             keep_code = gr.Checkbox(False, label=T("keep_code"), elem_id="keep-code")
+                        # Team blogs: only these authors' posts (finetune.formats.ReadOptions.authors)
+                        authors = gr.Textbox("", label=T("authors"), placeholder=T("authors_placeholder"),
+                                             elem_id="authors")
                     check_button = gr.Button(T("check_data"), elem_id="check-data")
                     summary = gr.Markdown(elem_id="data-summary")
                     dump_file = gr.File(label=T("dump_file"), interactive=False, elem_id="dump-file")
@@ -253,20 +256,24 @@ def build() -> gr.Blocks:
 
         form = [base_model, method, epochs, max_steps, learning_rate, batch_size, block_size, device, heldout, seed,
                 warmup_steps, precision, lora_r, lora_alpha, lora_dropout, vocab_size, layers, width, heads]
-        reading = [include_drafts, include_comments, titles, keep_code]   # after the older inputs: APIs keep working
+        boxes = [include_drafts, include_comments, titles, keep_code]
+        reading = [*boxes, authors]   # after the older inputs (each new one last): APIs keep working
         check_inputs = [files, pasted, base_model, block_size, heldout, seed, lang, session, *reading]
         # After each check, the documents file of exactly the inputs and options now in the form, or
         # none (a failed check, nothing to use): never an earlier check's file.
         documents_inputs = [files, pasted, session, *reading]
         check_button.click(cb.check_data, check_inputs, [summary, blocks], api_name="prepare_data").then(
             cb.documents_file, documents_inputs, dump_file, api_name="documents_file")
-        # files.change: an upload, and the upload cleared (the summary and the file go with it)
-        gr.on([files.change, base_model.change, block_size.change, heldout.change] + [c.change for c in reading],
+        # files.change: an upload, and the upload cleared (the summary and the file go with it).
+        # The authors are checked once typed (Enter, or leaving the field), not per keystroke.
+        gr.on([files.change, base_model.change, block_size.change, heldout.change] + [c.change for c in boxes]
+              + [authors.submit, authors.blur],
               cb.check_data_if_given, check_inputs,
               [summary, blocks], api_visibility="private", trigger_mode="always_last").then(
             cb.documents_file, documents_inputs, dump_file, api_visibility="private")
         # Pasted text is checked on request (not per keystroke); until then the file is no longer its.
-        pasted.change(lambda: None, None, dump_file, api_visibility="private", show_progress="hidden")
+        gr.on([pasted.change, authors.change], lambda: None, None, dump_file, api_visibility="private",
+              show_progress="hidden")
         gr.on([demo.load] + [c.change for c in [files, pasted, *form, *reading]], cb.cli_command,
               [files, pasted, *form, *reading], command,
               api_name="cli_command", show_progress="hidden", trigger_mode="always_last")

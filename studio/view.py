@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from finetune.formats import LEFT_OUT
-from finetune.formats.common import left_out_message
+from finetune.formats.common import left_out_message, ranked_authors, several_authors_message
 
 from studio.text import TEXT, job_error_text, say
 
@@ -143,18 +143,28 @@ def language_links(lang: str) -> str:
 
 def left_out_line(left_out: dict[str, int], lang: str) -> str:
     """'Left out: drafts and unpublished posts: 3, pages (not posts): 2 (tick “Include drafts and
-    unpublished posts” to use them)': an export's unused entries, and the boxes that bring them back."""
+    unpublished posts” to use them)': an export's unused entries, and the boxes (or the authors
+    field) that bring them back."""
     ja = lang == "ja"
-    items, boxes = [], []
+    items, options = [], []
     for code, count in left_out.items():
         en_name, ja_name, option = LEFT_OUT.get(code, LEFT_OUT["other"])
         items.append(say(lang, "left_out_item", what=ja_name if ja else en_name, count=count))
-        if option and say(lang, option) not in boxes:
-            boxes.append(say(lang, option))
+        if option and option not in options:
+            options.append(option)
     line = say(lang, "left_out", items=("、" if ja else ", ").join(items))
+    boxes = [say(lang, option) for option in options if option != "authors"]
     if boxes:
         line += say(lang, "left_out_option", options=("」「" if ja else "”, “").join(boxes))
-    return line
+    return line + (say(lang, "left_out_authors") if "authors" in options else "")
+
+
+def authors_line(f, lang: str) -> str:
+    """'Authors: yama: 12, tanaka: 3': a file's posts per author, most first; when no author was
+    chosen (the engine warned of several), how to choose."""
+    items = [say(lang, "author_item", name=name, count=count) for name, count in ranked_authors(f)]
+    line = say(lang, "file_authors", items=("、" if lang == "ja" else ", ").join(items))
+    return line + (say(lang, "authors_hint") if several_authors_message(f).en in f.warnings else "")
 
 
 def shown_name(name: str, root: Path | None) -> str:
@@ -207,12 +217,16 @@ def file_lines(report, lang: str, root: Path | None = None) -> list[str]:
             lines.append(f"- ✗ `{name}`: {say(lang, 'only_left_out')}")
         else:
             lines.append(f"- ✗ `{name}`: {f.reason_ja if lang == 'ja' else f.reason}")
+        if len(f.authors) > 1 or "other_author" in f.left_out:
+            lines.append(f"  - {authors_line(f, lang)}")
         if f.left_out:
             lines.append(f"  - {left_out_line(f.left_out, lang)}")
-        # The engine's own left-out warning says the same as the line above, with the CLI's flags.
-        repeated = left_out_message(f, "left_out") if f.left_out else None
+        # The engine's own left-out and several-authors warnings say the same as the lines above,
+        # with the CLI's flags.
+        repeated = [left_out_message(f, "left_out")] if f.left_out else []
+        repeated += [several_authors_message(f)] if f.authors else []
         for warning in (f.warnings_ja if lang == "ja" else f.warnings):
-            if repeated is None or warning not in (repeated.ja, repeated.en):
+            if not any(warning in (m.ja, m.en) for m in repeated):
                 lines.append(f"  - ⚠ {warning}")
     return lines
 

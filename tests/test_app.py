@@ -1,5 +1,6 @@
 """The studio's callbacks called directly, then the same actions through gradio_client against a
 launched app. Everything runs offline on the embedded model, with tiny runs (block size 64)."""
+import json
 import os
 import socket
 import tempfile
@@ -412,6 +413,19 @@ def test_client_gets_the_documents_file_of_its_check(client, embedded):
     assert got.read_text(encoding="utf-8").startswith('{"source": "hatena.export.txt#1", "title": "商店街の古本市"')
 
 
+def test_client_passes_the_authors_to_the_check_and_the_documents_file(client, embedded):
+    from gradio_client import handle_file
+    export = handle_file(str(Path(__file__).parent / "data" / "exports" / "hatena.export.txt"))
+    summary, _ = client.predict(files=[export], base_model=embedded, block_size=64, authors="山田",
+                                api_name="/prepare_data")
+    assert "ほかの著者の記事 2 件" in summary   # 山田 wrote a comment, not a post
+    assert client.predict(files=[export], authors="山田", api_name="/documents_file") is None
+    client.predict(files=[export], base_model=embedded, block_size=64, authors="KAZE-no-tayori",
+                   api_name="/prepare_data")
+    got = Path(client.predict(files=[export], authors="KAZE-no-tayori", api_name="/documents_file"))
+    assert got.name == "hatena.export-documents-by-KAZE_no_tayori.jsonl" and len(got.read_text().splitlines()) == 2
+
+
 def test_client_resume_says_why_when_there_is_nothing_to_resume(client):
     with pytest.raises(Exception) as err:
         client.predict("", api_name="/resume_training")  # "": the newest interrupted run
@@ -532,3 +546,35 @@ def test_no_documents_file_for_a_failed_check_or_no_text(embedded, tmp_path):
     assert str(tmp_path) not in summary and summary.count("- ✗") == 1    # not the upload's folder itself
     assert studio.documents_file(None, "") is None
     assert studio.check_data_if_given(None, "", embedded, 64, 0.1, 42, "ja") == ("", view.block_preview(None, "ja"))
+
+
+def test_authors_field_changes_the_summary_the_command_and_the_documents_file(embedded, tmp_path):
+    from test_formats import TEAM_MT
+    export = tmp_path / "team.export.txt"
+    export.write_text(TEAM_MT, encoding="utf-8")
+    everyone, _ = studio.check_data([str(export)], "", embedded, 64, 0.1, 42, "ja")
+    assert "  - 著者：Yama 2 件、田中 1 件（「著者で絞る」に名前を入れると、その著者の記事だけを使います）" in everyone
+    assert "人の著者の記事があります" not in everyone          # the engine's warning, said once by the line above
+    all_posts = Path(studio.documents_file([str(export)], ""))
+    assert studio.documents_file([str(export)], "", None, False, False, False, False, "田中") is None   # not checked yet
+    only, _ = studio.check_data([str(export)], "", embedded, 64, 0.1, 42, "ja", None, False, False, False, False, "田中")
+    assert "・記事 2 件" in only and "  - 著者：Yama 2 件、田中 1 件\n" in only
+    assert "ほかの著者の記事 2 件" in only and "（「著者で絞る」に名前を加えると使えます）" in only
+    dump = Path(studio.documents_file([str(export)], "", None, False, False, False, False, "田中"))
+    assert dump.name == "team.export-documents-by-田中.jsonl" and dump.parent != all_posts.parent
+    assert [json.loads(line)["text"] for line in dump.read_text(encoding="utf-8").splitlines()] == [
+        "砂浜で貝がらを拾った。", "名前のない記事も使われる。"]
+    assert len(all_posts.read_text(encoding="utf-8").splitlines()) == 4
+    english, _ = studio.check_data([str(export)], "", embedded, 64, 0.1, 42, "en", None, False, False, False, False,
+                                   "yama、 田中")
+    assert "  - Authors: Yama: 2, 田中: 1\n" in english and "Left out:" in english and "other authors" not in english
+    command = studio.cli_command([str(export)], "", embedded, authors="Yama, 田中 花子")
+    assert "--author Yama --author '田中 花子'" in command
+    settings, _ = studio.train_form("d", embedded, "full", 1, 1, 0, 0, 64, "cpu", 0.1, 0, 0, "auto", 8, 16, 0.05,
+                                    6000, 4, 256, 4, studio.reading_options(False, False, False, False, " a ,、b"))
+    assert settings.reading.authors == ("a", "b") and studio.reading_options(authors=None).authors == ()
+    field = next(b for b in app.demo.blocks.values() if getattr(b, "elem_id", None) == "authors")
+    assert field.label.key == "authors" and field.value == ""
+    from studio.text import I18N
+    assert I18N.translations_dict["ja"]["authors"] == "著者で絞る（カンマ区切り、空ならすべて）"
+    assert I18N.translations_dict["en"]["authors"] == "Only these authors (comma-separated; empty: all)"

@@ -958,7 +958,8 @@ TEAM_MARKDOWN = {"yama.md": "---\ntitle: 朝の畑\nauthor: yama\n---\n朝の畑
 def test_markdown_author_filter_reads_author_and_authors(tmp_path):
     for name, text in TEAM_MARKDOWN.items():
         write(tmp_path / "site", name, text)
-    results = {Path(r.report.name).name: r for r in read_inputs([tmp_path / "site"], options=ReadOptions(authors=("YAMA",)))}
+    results = {Path(r.report.name).name: r
+               for r in read_inputs([tmp_path / "site"], options=ReadOptions(authors=("YAMA",)))}
     assert {n: texts(r) for n, r in results.items()} == {
         "both.md": ["ふたりで畝を立てた。"], "nobody.md": ["畑の地図を描いた。"], "tanaka.md": [], "yama.md": ["朝の畑で草を抜いた。"]}
     tanaka = results["tanaka.md"].report

@@ -269,7 +269,8 @@ def test_prepare_shows_each_files_authors(tmp_path, tiny_model, capsys):
     code, out, err = run_cli(capsys, "--data", team, solo, "--model", tiny_model, "--block-size", 8, "--json")
     assert code == 0, err
     files = {Path(f["name"]).name: f for f in json.loads(out)["files"]}
-    assert files["team.export.txt"]["authors"] == {"Yama": 2, "田中": 1} and files["solo.export.txt"]["authors"] == {"Yama": 1}
+    assert files["team.export.txt"]["authors"] == {"Yama": 2, "田中": 1}
+    assert files["solo.export.txt"]["authors"] == {"Yama": 1}
     code, text, _ = run_cli(capsys, "--data", team, solo, "--model", tiny_model, "--block-size", 8)
     shown = [line.strip() for line in text.splitlines() if line.strip().startswith("authors:")]
     assert shown == ["authors: Yama 2, 田中 1"]   # a line only for a file with 2+ authors

@@ -40,7 +40,8 @@ from .registry import ACCEPTED, READERS, SUFFIX_FORMATS, Reader, bytes_result, f
 from .text import markdown_post_documents, markdown_text, split_front_matter
 
 __all__ = [
-    "LEFT_OUT", "author_key", "ranked_authors", "several_authors_message", "atom_documents", "medium_documents", "movable_type_documents", "wxr_documents", "post_document",
+    "LEFT_OUT", "author_key", "ranked_authors", "several_authors_message",
+    "atom_documents", "medium_documents", "movable_type_documents", "wxr_documents", "post_document",
     "markdown_post_documents", "split_front_matter",
     "ACCEPTED", "IGNORED_NAMES", "MB", "MESSAGES", "READERS", "SUFFIX_FORMATS", "FileReport", "FileResult",
     "HtmlText", "Message", "ReadOptions", "Reader", "Skip", "aozora_text", "binary_kind", "bytes_result",

@@ -248,8 +248,8 @@ def wxr_documents(text: str, name: str, options: ReadOptions, report: FileReport
 def wxr_display_names(root: ET.Element) -> dict[str, str]:
     """The wp:author table: each author's login -> display name (where the export gives one)."""
     authors = (a for a in root.iter() if local(a.tag) == "author" and WP in namespace(a.tag))
-    return {login: shown for login, shown in ((child_text(a, "author_login", WP), child_text(a, "author_display_name", WP))
-                                              for a in authors) if login and shown}
+    pairs = ((child_text(a, "author_login", WP), child_text(a, "author_display_name", WP)) for a in authors)
+    return {login: shown for login, shown in pairs if login and shown}
 
 
 def wxr_author_left_out(item: ET.Element, options: ReadOptions, report: FileReport, names: dict[str, str]) -> str:
