@@ -146,6 +146,8 @@ TEXT = {
     "left_out_item": ("{what} {count} 件", "{what}: {count}"),
     "left_out_option": ("（「{options}」にチェックすると使えます）", " (tick “{options}” to use them)"),
     "left_out_authors": ("（「著者で絞る」に名前を加えると使えます）", " (add their names to “Only these authors” to use them)"),
+    "left_out_option_authors": ("（「{options}」にチェックするか、「著者で絞る」に名前を加えると使えます）",
+                                " (tick “{options}” or add their names to “Only these authors” to use them)"),
     "file_authors": ("著者：{items}", "Authors: {items}"),
     "author_item": ("{name} {count} 件", "{name}: {count}"),
     "authors_hint": ("（「著者で絞る」に名前を入れると、その著者の記事だけを使います）",

@@ -153,10 +153,10 @@ def left_out_line(left_out: dict[str, int], lang: str) -> str:
         if option and option not in options:
             options.append(option)
     line = say(lang, "left_out", items=("、" if ja else ", ").join(items))
-    boxes = [say(lang, option) for option in options if option != "authors"]
-    if boxes:
-        line += say(lang, "left_out_option", options=("」「" if ja else "”, “").join(boxes))
-    return line + (say(lang, "left_out_authors") if "authors" in options else "")
+    boxes = ("」「" if ja else "”, “").join(say(lang, option) for option in options if option != "authors")
+    key = {(True, True): "left_out_option_authors", (True, False): "left_out_option",
+           (False, True): "left_out_authors"}.get((bool(boxes), "authors" in options))
+    return line + (say(lang, key, options=boxes) if key else "")
 
 
 def authors_line(f, lang: str) -> str:

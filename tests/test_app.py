@@ -559,7 +559,8 @@ def test_authors_field_changes_the_summary_the_command_and_the_documents_file(em
     assert studio.documents_file([str(export)], "", None, False, False, False, False, "田中") is None   # not checked yet
     only, _ = studio.check_data([str(export)], "", embedded, 64, 0.1, 42, "ja", None, False, False, False, False, "田中")
     assert "・記事 2 件" in only and "  - 著者：Yama 2 件、田中 1 件\n" in only
-    assert "ほかの著者の記事 2 件" in only and "（「著者で絞る」に名前を加えると使えます）" in only
+    assert "ほかの著者の記事 2 件" in only
+    assert "（「読者のコメントも使う」「下書き・非公開の記事も使う」にチェックするか、「著者で絞る」に名前を加えると使えます）" in only
     dump = Path(studio.documents_file([str(export)], "", None, False, False, False, False, "田中"))
     assert dump.name == "team.export-documents-by-田中.jsonl" and dump.parent != all_posts.parent
     assert [json.loads(line)["text"] for line in dump.read_text(encoding="utf-8").splitlines()] == [
@@ -568,6 +569,10 @@ def test_authors_field_changes_the_summary_the_command_and_the_documents_file(em
     english, _ = studio.check_data([str(export)], "", embedded, 64, 0.1, 42, "en", None, False, False, False, False,
                                    "yama、 田中")
     assert "  - Authors: Yama: 2, 田中: 1\n" in english and "Left out:" in english and "other authors" not in english
+    assert view.left_out_line({"other_author": 1}, "en") == (
+        "Left out: posts by other authors: 1 (add their names to “Only these authors” to use them)")
+    assert view.left_out_line({"other_author": 1, "page": 2}, "ja") == (
+        "使わなかったもの：ほかの著者の記事 1 件、固定ページ 2 件（「著者で絞る」に名前を加えると使えます）")
     command = studio.cli_command([str(export)], "", embedded, authors="Yama, 田中 花子")
     assert "--author Yama --author '田中 花子'" in command
     settings, _ = studio.train_form("d", embedded, "full", 1, 1, 0, 0, 64, "cpu", 0.1, 0, 0, "auto", 8, 16, 0.05,
