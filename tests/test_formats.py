@@ -849,7 +849,7 @@ def test_movable_type_team_blog_without_a_filter_says_who_wrote_what(tmp_path):
     report = result.report
     assert report.authors == {"Yama": 2, "田中": 1}   # the draft is not counted
     assert report.warnings[-1] == "posts by 2 authors: Yama 2, 田中 1 (keep one with --author NAME)"
-    assert report.warnings_ja[-1] == "2人の著者の記事があります：Yama 2件、田中 1件（「著者で絞る」で絞れます）"
+    assert report.warnings_ja[-1] == "2人の著者の記事があります：Yama 2件、田中 1件（「著者で絞る」に名前を入れると絞れます）"
 
 
 def test_movable_type_author_filter_keeps_the_named_authors_posts_and_their_comments(tmp_path):

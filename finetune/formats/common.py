@@ -70,7 +70,7 @@ MESSAGES = {
     "only_left_out": ("nothing published to use: {what}{hint}", "使える公開記事がありません：{what_ja}{hint_ja}"),
     "not_a_post": ("not a post: {what}", "記事ではありません：{what_ja}"),
     "several_authors": ("posts by {count} authors: {names} (keep one with --author NAME)",
-                        "{count}人の著者の記事があります：{names_ja}（「著者で絞る」で絞れます）"),
+                        "{count}人の著者の記事があります：{names_ja}（「著者で絞る」に名前を入れると絞れます）"),
     "multi_turn": ("chats with several turns: each user/assistant turn became its own Q&A pair",
                    "複数回のやりとりがあるチャットは、質問と回答の組ごとに分けました"),
 }
