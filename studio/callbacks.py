@@ -267,9 +267,10 @@ DOCUMENT_OPTIONS = (("include_drafts", "drafts"), ("include_comments", "comments
                     ("keep_code", "code"))
 
 
-def documents_path(exports: Path, files, pasted: str, reading: ReadOptions) -> Path:
+def documents_path(exports: Path, files, pasted: str, reading: ReadOptions, digest: str) -> Path:
     """Where the data check writes the cleaned documents of these inputs read with these options:
-    a folder of the owner's exports per inputs (their content digest, as staged) and options (the
+    a folder of the owner's exports per inputs (`digest`: their content digest, the staged folder's
+    name, finetune.workspace.inputs_digest) and options (the
     authors by a digest of their names as matched), so that the file offered for download always
     belongs to the form as it stands, never to an earlier check. The file is named after the upload
     and the options ("blog-documents-drafts.jsonl", "blog-documents-by-yama.jsonl")."""
@@ -278,7 +279,7 @@ def documents_path(exports: Path, files, pasted: str, reading: ReadOptions) -> P
     alone = len(uploads) == 1 and not (pasted or "").strip()   # one file: named after it
     stem = [Path(safe_name(Path(uploads[0]).name)).stem] if alone else []
     authors = [f"authors{authors_digest(reading.authors)}"] if reading.authors else []
-    folder = "-".join([f"documents-{inputs_digest(uploads, pasted or '')}", *([*options, *authors] or ["plain"])])
+    folder = "-".join([f"documents-{digest}", *([*options, *authors] or ["plain"])])
     return exports / folder / ("-".join([*stem, "documents", *options, *authors_words(reading.authors)]) + ".jsonl")
 
 
@@ -334,7 +335,8 @@ def check_data(files: list[str] | None, pasted: str, base_model: str, block_size
                                include_drafts=reading.include_drafts, include_comments=reading.include_comments,
                                authors=list(reading.authors), titles=reading.titles)
     report = prepare(settings, tokenizer=MODELS.tokenizer(counting, token=shared.visitor_token(oauth_token))[0])
-    write_documents(report.documents, data, documents_path(shared.OWNERS.exports(owner), files, pasted, reading))
+    write_documents(report.documents, data, documents_path(shared.OWNERS.exports(owner), files, pasted, reading,
+                                                      data.name))   # the staged folder is named by the digest
     return (view.data_summary(report, lang, scratch=base_model == SCRATCH, root=data),
             view.block_preview(report, lang))
 
@@ -354,7 +356,8 @@ def documents_file(files: list[str] | None = None, pasted: str = "", session: st
     exports = shared.OWNERS.exports(owner_of(session, request, profile))
     try:
         path = documents_path(exports, uploads, pasted,
-                              reading_options(include_drafts, include_comments, titles, keep_code, authors))
+                              reading_options(include_drafts, include_comments, titles, keep_code, authors),
+                              inputs_digest(uploads, pasted or ""))
     except FileNotFoundError:   # an upload gone from Gradio's cache: nothing to match
         return None
     return str(path) if path.is_file() else None
