@@ -315,7 +315,7 @@ def build_parser() -> Parser:
     p.add_argument("--model", default=DEFAULT_BASE, help="base model: Hub id or folder (default %(default)s)")
     p.add_argument("--method", default="full", choices=["full", "lora", "qlora"],
                    help="full: every weight; lora: a small adapter; qlora: an adapter on a 4-bit base "
-                        "(CUDA and bitsandbytes: pip install -r requirements-gpu.txt)")
+                        "(CUDA and bitsandbytes: pip install -r scripts/requirements-gpu.txt)")
     p.add_argument("--resume", metavar="DIR", help="continue an interrupted run from its last checkpoint")
     add_training_flags(p, required=False)
 

@@ -3,7 +3,7 @@ the logits of a whole micro-batch (tokens x vocabulary, the largest activation o
 32k vocabulary) never exist at once. On an H200, xsmall shape, 64x1024 tokens, liger-kernel's
 kernel kept the speed (1.09M vs 1.10M tokens/s) and cut peak memory from 17.0 to 10.4 GB.
 
-liger-kernel is a Triton kernel: CUDA only, an optional import (requirements-gpu.txt). `--fused-loss`
+liger-kernel is a Triton kernel: CUDA only, an optional import (scripts/requirements-gpu.txt). `--fused-loss`
 auto uses it on a GPU where it is installed and the model's logits are nothing but the output layer
 applied to the last hidden states (FUSED_MODEL_TYPES); on a CPU it is off.
 
@@ -40,7 +40,7 @@ def fused_loss_problem(device: str, model_type: str) -> str | None:
     if model_type not in FUSED_MODEL_TYPES:
         return f"the fused loss does not support {model_type} models (supported: {', '.join(FUSED_MODEL_TYPES)})"
     if not liger_available():
-        return "the fused loss needs the liger-kernel package, which is not installed: pip install -r requirements-gpu.txt"
+        return "the fused loss needs the liger-kernel package, which is not installed: pip install -r scripts/requirements-gpu.txt"
     return None
 
 

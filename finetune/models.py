@@ -115,7 +115,7 @@ def qlora_problem(device: str) -> str | None:
                 "use --method lora there")
     if importlib.util.find_spec("bitsandbytes") is None:
         return ("QLoRA (--method qlora) needs the bitsandbytes package, which is not installed: "
-                "pip install -r requirements-gpu.txt")
+                "pip install -r scripts/requirements-gpu.txt")
     return None
 
 

@@ -33,7 +33,7 @@ python3 -c "import torch, transformers, peft; print('torch', torch.__version__, 
 
 # ==== Issue #14 block (speed): time to quality, the small-data GPU path, streaming, fused loss ====
 # Its own command (the device tool allows 10 minutes a command):  bash scripts/gpu_check.sh speed
-# with carry [".whl", ".seed"]. Put liger-kernel==0.8.5 (requirements-gpu.txt) in .whl/ too, for the
+# with carry [".whl", ".seed"]. Put liger-kernel==0.8.5 (scripts/requirements-gpu.txt) in .whl/ too, for the
 # fused-loss levers:  python3 -m pip download --no-deps -d .whl liger-kernel==0.8.5
 # The seed article is not in the repository: copy it to an ignored path first, or the figure says it
 # used the project's stand-in text:  echo /.seed/ >> .git/info/exclude; mkdir -p .seed;

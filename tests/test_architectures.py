@@ -148,7 +148,7 @@ def test_qlora_without_bitsandbytes_says_how_to_install_it(monkeypatch):
     from finetune import models
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
-    assert "requirements-gpu.txt" in models.qlora_problem("cuda")
+    assert "scripts/requirements-gpu.txt" in models.qlora_problem("cuda")
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "bitsandbytes" else real(name, *a))
     assert models.qlora_problem("cuda") is None
     with pytest.raises(models.QLoRAUnavailable, match="CUDA GPU"):

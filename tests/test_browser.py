@@ -8,7 +8,7 @@ Then two visitors with no shared login on one app started as a Space (SPACE_ID, 
 variables, the owner's HF_TOKEN; the loopback Hub stub): neither sees nor stops the other's run,
 and an anonymous push never uses the server's token.
 
-Screenshots of every tab go to test-artifacts/ (ignored by git) and the final ones to
+Screenshots of every tab go to tests/artifacts/ (ignored by git) and the final ones to
 docs/screenshots/ for the README.
 """
 import json
@@ -29,7 +29,7 @@ from space_env import OWNER_TOKEN, OpenIdProvider, log_tail, space_env, start_ap
 from space_env import free_port, wait_until_serving
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = ROOT / "tests" / "artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                "--no-first-run", "--disable-sync"]
@@ -79,7 +79,7 @@ def studio(tiny_model, tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def app_logs_on_failure(request):
-    """A failed journey shows what the app said (its log also stays in test-artifacts/)."""
+    """A failed journey shows what the app said (its log also stays in tests/artifacts/)."""
     yield
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
